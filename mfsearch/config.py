@@ -27,6 +27,8 @@ from typing import Any, Literal
 
 import yaml
 
+from .yamlio import load_yaml
+
 from .errors import ConfigError
 from .layers.activations import ActSpec
 from .layers.count import conv_out
@@ -192,7 +194,7 @@ def load_arch_yaml(path: str | Path) -> ArchConfig:
     if not path.is_file():
         raise ConfigError("", f"architecture file not found: {path}", None)
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = load_yaml(path.read_text())
     except yaml.YAMLError as err:
         raise ConfigError("", f"not valid YAML: {err}".replace("\n", " "), str(path)) from None
     if isinstance(raw, dict) and "arch" in raw and len(raw) == 1:

@@ -12,13 +12,14 @@ timm's ``metaformer.py``; see ``mfsearch.interop`` for loading timm and official
 from __future__ import annotations
 
 import torch
-from timm.layers import DropPath, Mlp, trunc_normal_
+from timm.layers import DropPath, trunc_normal_
 from torch import nn
 
 from .config import ArchConfig, ConvSpec, HeadConfig, StageConfig
 from .layers.activations import build_activation
 from .layers.mixers import build_mixer, from_layout, to_layout
 from .layers.norms import NormSpec, build_norm
+from .layers.pointwise import Mlp
 
 
 class Scale(nn.Module):
@@ -74,8 +75,7 @@ class MetaFormerBlock(nn.Module):
         self.res_scale1 = _scale(dim, stage.res_scale_init)
 
         self.norm2 = build_norm(stage.norm, dim)
-        self.mlp = Mlp(dim, int(stage.mlp_ratio * dim), act_layer=lambda: build_activation(stage.mlp_act),
-                       bias=stage.mlp_bias)
+        self.mlp = Mlp(dim, int(stage.mlp_ratio * dim), build_activation(stage.mlp_act), bias=stage.mlp_bias)
         self.drop_path2 = DropPath(drop_path) if drop_path > 0 else nn.Identity()
         self.layer_scale2 = _scale(dim, stage.layer_scale_init)
         self.res_scale2 = _scale(dim, stage.res_scale_init)

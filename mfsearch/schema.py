@@ -84,6 +84,10 @@ def parse(tp: Any, raw: Any, path: str) -> Any:
         if isinstance(raw, bool) or not isinstance(raw, (int, float)):
             raise ConfigError(path, f"expected a number, got {type_name(raw)} {describe(raw)}")
         return float(raw)
+    if tp is dict:
+        if not isinstance(raw, dict):
+            raise ConfigError(path, f"expected a mapping, got {type_name(raw)} {describe(raw)}")
+        return dict(raw)
     if tp is str:
         if not isinstance(raw, str):
             raise ConfigError(path, f"expected a string, got {type_name(raw)} {describe(raw)}")

@@ -8,9 +8,9 @@ import argparse
 import sys
 
 from ..errors import MfsearchError
-from . import models_cmd
+from . import models_cmd, run_cmd, train_cmd
 
-COMMANDS = [models_cmd]
+COMMANDS = [models_cmd, train_cmd, run_cmd]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -24,6 +24,7 @@ from torch import nn
 from ..schema import odd_positive, positive
 from .activations import ActSpec, build_activation
 from .count import Count, conv2d, linear
+from .pointwise import PointwiseLinear
 from .registry import NoParams, Registry, Spec
 
 MIXERS: Registry = Registry("token mixer")
@@ -145,10 +146,10 @@ class SepConv(TokenMixer):
         super().__init__()
         mid = int(params.expansion_ratio * dim)
         k = params.kernel_size
-        self.pwconv1 = nn.Linear(dim, mid, bias=params.bias)
+        self.pwconv1 = PointwiseLinear(dim, mid, bias=params.bias)
         self.act1 = build_activation(params.act)
         self.dwconv = nn.Conv2d(mid, mid, k, padding=k // 2, groups=mid, bias=params.bias)
-        self.pwconv2 = nn.Linear(mid, dim, bias=params.bias)
+        self.pwconv2 = PointwiseLinear(mid, dim, bias=params.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.act1(self.pwconv1(x))

@@ -1,0 +1,191 @@
+"""``ImageDataModule``: a ``DataConfig`` + ``AugmentConfig`` as Lightning dataloaders; ``check_data``.
+
+Determinism: the split and the subsets follow ``DataConfig.seed``; the train batch order follows the
+module's ``seed`` (a seeded generator for the sampler, which also seeds the DataLoader workers).
+The random crops and flips use torch's global generator, as torchvision's transforms do, so they
+follow ``lightning.seed_everything``.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, Dataset
+from torchvision import transforms as T
+
+from ..errors import ConfigError
+from .config import AugmentConfig, DataConfig
+from .datasets import (ArrayBatches, ArrayImages, BatchCollate, FileImages, Splits, build_splits,
+                       check_decodable, dataset_stats, materialize)
+from .locate import CIFAR, ensure_available, resolve_data, resolve_img_size  # noqa: F401 (re-export)
+from .transforms import (FromArray, SmallAugment, eval_transform, fast_eval_transforms, fast_train_transforms,
+                         train_transform)
+
+STAGE_SPLITS = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("test",),
+                None: ("train", "val", "test")}
+
+
+def auto_num_workers(dataset: Dataset) -> int:
+    """DataLoader workers for ``dataset`` when ``DataConfig.num_workers`` is None.
+
+    Measured on 2 cores (/tmp bench, CIFAR 32 px, batch 128; see the data layer's report):
+    - ``ArrayBatches`` (in memory, batched crop/flip): 0. A batch costs ~1 ms in the main process;
+      a worker would add process start-up, pickling and shared-memory transfer for no gain, and
+      take a core away from the model.
+    - ``ArrayImages`` (in memory, per-image PIL: RandAugment etc., ~0.2 ms an image): 1 worker, so
+      the augmentation overlaps the step on the other core instead of adding to it.
+    - ``FileImages`` (large images, decode per sample): all cores but one (at most 8), the usual
+      ImageNet setting; the main process keeps one for the model step / GPU feeding.
+    """
+    if isinstance(dataset, ArrayBatches):
+        return 0
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if isinstance(dataset, ArrayImages):
+        return 1 if cpus > 1 else 0
+    return max(1, min(8, cpus - 1))
+
+
+class ImageDataModule(L.LightningDataModule):
+    """Train / val / test dataloaders of one dataset (see ``DataConfig`` and ``AugmentConfig``)."""
+
+    def __init__(self, data: DataConfig, augment: AugmentConfig = AugmentConfig(), batch_size: int = 128,
+                 seed: int = 0):
+        super().__init__()
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
+            raise ConfigError("batch_size", f"must be a positive int, got {batch_size!r}")
+        self.data = resolve_data(data)  # absolute root: trials may run in another working directory
+        self.augment = augment
+        self.batch_size = batch_size
+        self.seed = seed
+        self._splits: Splits | None = None
+        self._datasets: dict[str, tuple[Dataset, Any]] = {}
+
+    # ---- what the model needs to know (no decoding) ----
+    @property
+    def splits(self) -> Splits:
+        """The listed, split and subsetted data (downloads CIFAR when missing; decodes nothing)."""
+        if self._splits is None:
+            self._splits = build_splits(self.data, ensure_available(self.data, download=True))
+        return self._splits
+
+    @property
+    def num_classes(self) -> int:
+        if self.data.dataset in CIFAR:
+            return CIFAR[self.data.dataset].num_classes
+        if self.data.dataset == "synthetic":
+            return self.data.synthetic_classes
+        return len(self.splits.class_names)
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return self.splits.class_names
+
+    @property
+    def img_size(self) -> int:
+        return resolve_img_size(self.data)
+
+    @property
+    def mean(self) -> tuple[float, ...]:
+        return dataset_stats(self.data.dataset)[0]
+
+    @property
+    def std(self) -> tuple[float, ...]:
+        return dataset_stats(self.data.dataset)[1]
+
+    @property
+    def train_size(self) -> int:
+        return len(self.splits.train)
+
+    @property
+    def val_size(self) -> int:
+        return len(self.splits.val)
+
+    @property
+    def test_size(self) -> int:
+        return len(self.splits.test)
+
+    # ---- Lightning hooks ----
+    def prepare_data(self) -> None:
+        """Download CIFAR when it is missing (Lightning calls this on one process per node)."""
+        ensure_available(self.data, download=True)
+
+    def setup(self, stage: str | None = None) -> None:
+        """Decode (once) the splits ``stage`` needs: fit -> train+val, validate -> val, test -> test."""
+        for name in STAGE_SPLITS.get(stage, STAGE_SPLITS[None]):
+            self.dataset(name)
+
+    def train_dataloader(self) -> DataLoader:
+        dataset, _ = self._get("train")
+        if len(dataset) < self.batch_size:
+            raise ConfigError("batch_size", f"{self.batch_size} is more than the {len(dataset)} train images "
+                                            f"(the last partial batch is dropped, so no batch would remain)")
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader | list:
+        if self.val_size == 0:
+            return []  # val_fraction 0: Lightning skips validation
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)
+
+    # ---- building blocks ----
+    def dataset(self, name: str) -> Dataset:
+        """The torch dataset of split ``name`` (train, val or test), decoding it on first use."""
+        return self._get(name)[0]
+
+    def num_workers(self, name: str = "train") -> int:
+        """DataLoader workers of split ``name``: ``DataConfig.num_workers``, else ``auto_num_workers``."""
+        if self.data.num_workers is not None:
+            return self.data.num_workers
+        return auto_num_workers(self.dataset(name))
+
+    def _get(self, name: str) -> tuple[Dataset, Any]:
+        if name not in self._datasets:
+            self._datasets[name] = self._build(name)
+        return self._datasets[name]
+
+    def _build(self, name: str) -> tuple[Dataset, Any]:
+        """(dataset, collate_fn) of split ``name``: the fastest form of the configured transform."""
+        splits = self.splits
+        split = splits.split(name)
+        args = (self.augment, self.img_size, splits.mean, splits.std)
+        train = name == "train"
+        images = materialize(split, splits.stored_size)
+        if images is None:  # large images: decode and transform per sample, in workers
+            assert split.files is not None
+            transform = train_transform(*args, None) if train else eval_transform(*args)
+            return FileImages(split.files, split.targets, transform), None
+        fast = (fast_train_transforms if train else fast_eval_transforms)(*args, splits.stored_size)
+        if fast is not None:
+            per_image, batch = fast
+            if per_image is None:
+                return ArrayBatches(images, split.targets), BatchCollate(batch)
+            return ArrayImages(images, split.targets, per_image), BatchCollate(batch)
+        # In memory but needing PIL resizing (stored size != img_size, or crop_pct < 1).
+        pil = train_transform(*args, splits.stored_size) if train else eval_transform(*args)
+        return ArrayImages(images, split.targets, T.Compose([FromArray(), pil])), None
+
+    def _loader(self, name: str, shuffle: bool) -> DataLoader:
+        dataset, collate = self._get(name)
+        workers = self.num_workers(name)
+        generator = torch.Generator().manual_seed(self.seed)
+        return DataLoader(
+            dataset, batch_size=self.batch_size, shuffle=shuffle, drop_last=shuffle, generator=generator,
+            num_workers=workers, persistent_workers=workers > 0, collate_fn=collate,
+            pin_memory=torch.cuda.is_available())
+
+
+def check_data(data: DataConfig, download: bool = True) -> None:
+    """Check that ``data`` can be loaded, before any training: root and layout, class folders,
+    subset sizes, one decodable image per split. Lists files but decodes (almost) nothing.
+
+    Downloads CIFAR when it is missing and ``download`` is on (offline, that fails fast with the
+    error below). Raises ``MfsearchError`` (``ConfigError`` for subset sizes) with one clear line.
+    """
+    data = resolve_data(data)
+    splits = build_splits(data, ensure_available(data, download=download))
+    for split in (splits.train, splits.val, splits.test):
+        check_decodable(split)

@@ -1,0 +1,107 @@
+"""Tune callback on the driver that writes every trial to MLflow as a child of the sweep's run.
+
+Why on the driver: a local SQLite store breaks under several writer processes ("database is
+locked", mlflow/mlflow#6490), so trials only report to Tune and this single writer logs.
+Each child run is tagged with its Tune trial id; on resume, a trial that had started but not
+finished gets its partial run deleted and a fresh one, so every trial appears exactly once.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ray.tune import Callback
+
+from .. import metrics as M
+from ..config import parse_arch
+from ..tracking import MlflowRun, arch_params
+
+TRIAL_TAG = "mfsearch.trial_id"
+FAMILY_TAG = "mfsearch.family"
+STATUS_TAG = "mfsearch.status"
+REPORTED = (M.TRAIN_LOSS, M.VAL_LOSS, M.VAL_ACC1, M.VAL_ACC5, M.LR, M.TRAIN_IMAGES_PER_S, M.COST_PARAMS,
+            M.COST_FROZEN_PARAMS, M.COST_MACS, M.COST_LATENCY_MS, "epochs_reached")
+
+
+class MlflowTrialLogger(Callback):
+    def __init__(self, tracking_uri: str, experiment: str, parent_run_id: str, full_epochs: int):
+        self.tracking_uri, self.experiment = tracking_uri, experiment
+        self.parent_run_id, self.full_epochs = parent_run_id, full_epochs
+        self.runs: dict[str, MlflowRun] = {}
+        self.failed: dict[str, str] = {}
+
+    def __getstate__(self) -> dict:  # the Tuner pickles its callbacks; clients do not travel
+        return {**self.__dict__, "runs": {}}
+
+    def _run(self, trial) -> MlflowRun:
+        if trial.trial_id not in self.runs:
+            self.runs[trial.trial_id] = self._open(trial)
+        return self.runs[trial.trial_id]
+
+    def _open(self, trial) -> MlflowRun:
+        candidate = trial.config["candidate"]
+        family = candidate["family"]
+        run = MlflowRun(self.tracking_uri, self.experiment, run_name=f"{family}-{trial.trial_id}",
+                        tags={TRIAL_TAG: trial.trial_id, FAMILY_TAG: family, STATUS_TAG: "running"},
+                        parent_run_id=self.parent_run_id)
+        self._delete_previous_attempts(run, trial.trial_id)
+        run.start()
+        params = arch_params(parse_arch(candidate["arch"]))
+        params.update({f"search.{k}": v for k, v in candidate["params"].items()})
+        params["family"] = family
+        run.log_params(params)
+        run.log_text(parse_arch(candidate["arch"]).to_yaml(), "arch.yaml")
+        return run
+
+    def _delete_previous_attempts(self, run: MlflowRun, trial_id: str) -> None:
+        client = run.client
+        experiment = client.get_experiment_by_name(self.experiment)
+        if experiment is None:
+            return
+        old = client.search_runs([experiment.experiment_id],
+                                 filter_string=f"tags.`{TRIAL_TAG}` = '{trial_id}' and "
+                                               f"tags.`mlflow.parentRunId` = '{self.parent_run_id}'")
+        for previous in old:
+            client.delete_run(previous.info.run_id)
+
+    def on_trial_start(self, iteration: int, trials: list, trial, **info) -> None:
+        self._run(trial)
+
+    def on_trial_result(self, iteration: int, trials: list, trial, result: dict, **info) -> None:
+        metrics = {k: float(result[k]) for k in REPORTED if k in result}
+        self._run(trial).log_metrics(metrics, step=int(result.get("epochs_reached", result.get("training_iteration", 0))))
+
+    def on_trial_complete(self, iteration: int, trials: list, trial, **info) -> None:
+        run = self._run(trial)
+        result = trial.last_result or {}
+        epochs = int(result.get("epochs_reached", 0))
+        status = "completed" if epochs >= self.full_epochs else "stopped_early"
+        run.set_tags({STATUS_TAG: status, "mfsearch.epochs_reached": epochs})
+        checkpoint = trial.checkpoint
+        if checkpoint is not None:
+            weights = Path(checkpoint.path) / "weights.safetensors"
+            if weights.exists():
+                run.log_artifact(weights)
+        run.finish()
+        self.runs.pop(trial.trial_id, None)
+
+    def on_trial_error(self, iteration: int, trials: list, trial, **info) -> None:
+        run = self._run(trial)
+        message = _error_text(trial)
+        self.failed[trial.trial_id] = message
+        run.set_tags({STATUS_TAG: "failed", "error": message[:5000]})
+        run.client.set_terminated(run.run_id, "FAILED")
+        self.runs.pop(trial.trial_id, None)
+
+
+def _error_text(trial) -> str:
+    path = getattr(trial, "error_file", None)
+    if path and Path(path).exists():
+        lines = [line for line in Path(path).read_text().strip().splitlines() if line.strip()]
+        if lines:
+            return lines[-1].strip()
+    return str(getattr(trial, "error_msg", None) or "unknown error")
+
+
+def flat_result(result: dict[str, Any]) -> dict[str, float]:
+    return {k: float(v) for k, v in result.items() if k in REPORTED}

@@ -1,0 +1,247 @@
+"""Run a sweep: validate, open the sweep's MLflow run, run trials on Ray Tune, summarise.
+
+The only module that starts Ray or builds the Tuner, so the next Ray API change touches one file.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..data import ImageDataModule, check_data
+from ..data.locate import resolve_root
+from ..errors import ConfigError, MfsearchError
+from ..tracking import MlflowRun, resolve_tracking_uri
+from ..tracking.mlflow_store import flatten
+from .candidates import baseline_candidates, feasibility
+from .proposers import GridProposer
+from .space import SearchSpec, load_search_spec, parse_search_spec
+
+STATE_FILE = "mfsearch_state.json"
+SPACE_COPY = "space.yaml"
+
+
+@dataclasses.dataclass
+class SweepOptions:
+    address: str | None = None          # an existing Ray cluster ("auto", "ray://host:10001"); None: local
+    storage_path: str | None = None     # Tune results (default ./mfsearch_runs); shared storage on clusters
+    tracking_uri: str | None = None     # MLflow (default sqlite:///./mlflow.db)
+    name: str | None = None             # experiment name (Tune folder and MLflow experiment)
+    overrides: dict[str, Any] = dataclasses.field(default_factory=dict)  # dotted spec overrides
+    status_every: float = 15.0
+
+
+@dataclasses.dataclass
+class SweepResult:
+    name: str
+    experiment_path: str
+    tracking_uri: str
+    parent_run_id: str
+    trials: list[dict]      # family, status, metrics, config per trial
+    rejected: int
+    rejection_reasons: dict
+    failed: dict[str, str]
+    wall_time_s: float
+
+
+def default_storage(path: str | None) -> Path:
+    return Path(path or "mfsearch_runs").resolve()
+
+
+def prepare_sweep(spec_path: str, options: SweepOptions) -> tuple[SearchSpec, int, int, list]:
+    """Everything that can fail on user input, before Ray starts or MLflow is touched."""
+    spec = load_search_spec(spec_path, options.overrides)
+    check_data(spec.data)
+    datamodule = ImageDataModule(spec.data, spec.recipe.augment, batch_size=spec.recipe.batch_size)
+    num_classes, img_size = datamodule.num_classes, datamodule.img_size
+    baselines = baseline_candidates(spec, num_classes, img_size)
+    if spec.search.algorithm == "grid":
+        GridProposer(spec.space, spec.search.seed)  # raises for float ranges
+    elif spec.search.algorithm.startswith("optuna"):
+        from .proposers import OptunaProposer
+        OptunaProposer(spec.space, spec.search.seed, spec.objectives, spec.search.algorithm)
+    ok, tried, seen = feasibility(spec, num_classes, img_size)
+    if ok == 0:
+        macs, params = seen["macs"], seen["params"]
+        ranges = (f"sampled MACs {macs[0]:,}-{macs[1]:,}, params {params[0]:,}-{params[1]:,}" if macs
+                  else "no sampled candidate was even a valid architecture")
+        raise ConfigError("constraints", f"no candidate of the space meets them ({tried} sampled; {ranges})")
+    return spec, num_classes, img_size, baselines
+
+
+def run_sweep(spec_path: str | None, options: SweepOptions, resume: str | None = None) -> SweepResult:
+    storage = default_storage(options.storage_path)
+    if resume:
+        state_dir = storage / resume
+        state_file = state_dir / STATE_FILE
+        if not state_file.exists():
+            known = sorted(p.name for p in storage.glob("*") if (p / STATE_FILE).exists()) if storage.exists() else []
+            raise MfsearchError(f"--resume: no sweep named {resume!r} in {storage}; found: {', '.join(known) or 'none'}")
+        state = json.loads(state_file.read_text())
+        options = dataclasses.replace(options, tracking_uri=state["tracking_uri"], name=state["name"],
+                                      overrides=state["overrides"])
+        spec_path = str(state_dir / SPACE_COPY)
+    spec, num_classes, img_size, baselines = prepare_sweep(spec_path, options)
+    name = options.name or spec.name
+    tracking_uri = resolve_tracking_uri(options.tracking_uri)
+    experiment_path = storage / name
+    if not resume and (experiment_path / STATE_FILE).exists():
+        raise MfsearchError(f"a sweep named {name!r} already exists in {storage}: continue it with "
+                            f"`mfsearch run --resume {name}` or pick another --name")
+
+    if resume:
+        parent = MlflowRun(tracking_uri, name)
+        parent.run_id = state["parent_run_id"]
+    else:
+        parent = MlflowRun(tracking_uri, name, run_name=f"sweep-{name}", tags={"mfsearch.kind": "sweep"}).start()
+        try:
+            experiment_path.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(spec_path, experiment_path / SPACE_COPY)
+            (experiment_path / STATE_FILE).write_text(json.dumps({
+                "name": name, "tracking_uri": tracking_uri, "parent_run_id": parent.run_id,
+                "overrides": options.overrides, "source": str(Path(spec_path).resolve())}, indent=2))
+            parent.log_params(_settings(spec))
+            parent.log_artifact(spec_path)
+            parent.log_text(yaml.safe_dump(_resolved(spec, num_classes, img_size), sort_keys=False), "resolved.yaml")
+        except BaseException as err:
+            parent.fail(err)
+            raise
+
+    started = time.monotonic()
+    try:
+        result = _fit(spec, baselines, num_classes, img_size, name, storage, tracking_uri, parent.run_id,
+                      options, resume is not None)
+    except BaseException as err:
+        if isinstance(err, KeyboardInterrupt):
+            parent.set_tags({"mfsearch.interrupted": "true"})  # left RUNNING: `--resume` continues it
+        else:
+            parent.fail(err)
+        raise
+    result.wall_time_s = time.monotonic() - started
+    parent.log_metrics({"sweep/trials": len(result.trials), "sweep/failed": len(result.failed),
+                        "sweep/rejected": result.rejected, "sweep/wall_time_s": result.wall_time_s}, step=0)
+    parent.set_tags({"mfsearch.rejection_reasons": json.dumps(result.rejection_reasons)})
+    parent.finish()
+    return result
+
+
+def _fit(spec: SearchSpec, baselines: list, num_classes: int, img_size: int, name: str, storage: Path,
+         tracking_uri: str, parent_run_id: str, options: SweepOptions, resume: bool) -> SweepResult:
+    import ray
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler, HyperBandScheduler
+
+    from .console import ConsoleProgress
+    from .mlflow_callback import MlflowTrialLogger
+    from .searcher import CandidateSearcher
+    from .trial import run_trial
+
+    os.environ.setdefault("PL_DISABLE_FORK", "1")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    if not ray.is_initialized():
+        ray.init(address=options.address, include_dashboard=False, log_to_driver=False,
+                 configure_logging=True, logging_level="ERROR")
+    res = spec.resources
+    threads = max(1, int(res.cpus_per_trial))
+    spec_raw = _raw_with_absolute_root(spec)
+    trainable = tune.with_resources(
+        tune.with_parameters(run_trial, spec_raw=spec_raw, source=spec.source, threads=threads),
+        {"cpu": res.cpus_per_trial, "gpu": res.gpus_per_trial})
+    total = len(baselines) + spec.search.num_samples
+    cluster_cpus = ray.cluster_resources().get("CPU", 1)
+    concurrency = res.max_concurrent or max(1, int(cluster_cpus // res.cpus_per_trial))
+    path = str(storage / name)
+    if resume and tune.Tuner.can_restore(path):
+        tuner = tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True, resume_errored=False)
+    else:
+        searcher = CandidateSearcher(spec, baselines, num_classes, img_size)
+        first = spec.objectives[0]
+        scheduler = None
+        if spec.scheduler.name == "asha":
+            scheduler = ASHAScheduler(metric=first.metric, mode=first.mode, max_t=spec.train.epochs,
+                                      grace_period=spec.scheduler.grace_period,
+                                      reduction_factor=spec.scheduler.reduction_factor)
+        elif spec.scheduler.name == "hyperband":
+            scheduler = HyperBandScheduler(metric=first.metric, mode=first.mode, max_t=spec.train.epochs,
+                                           reduction_factor=spec.scheduler.reduction_factor)
+        callbacks = [MlflowTrialLogger(tracking_uri, name, parent_run_id, spec.train.epochs),
+                     ConsoleProgress(total, concurrency, spec.train.epochs, every=options.status_every)]
+        tuner = tune.Tuner(
+            trainable,
+            tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=total,
+                                        max_concurrent_trials=concurrency),
+            run_config=tune.RunConfig(
+                name=name, storage_path=str(storage), callbacks=callbacks, verbose=0,
+                failure_config=tune.FailureConfig(max_failures=spec.search.max_failures),
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=1)))
+    print(f"sweep {name}: {total} trials ({len(baselines)} baselines + {spec.search.num_samples} searched), "
+          f"{concurrency} at a time, {res.cpus_per_trial:g} CPU / {res.gpus_per_trial:g} GPU each; "
+          f"MLflow {tracking_uri}", flush=True)
+    grid = tuner.fit()
+    searcher = _find_searcher(tuner)
+    logger = _find_callback(tuner, "MlflowTrialLogger")
+    trials = []
+    for r in grid:
+        config = r.config or {}
+        candidate = config.get("candidate", {})
+        trials.append({"family": candidate.get("family"), "arch": candidate.get("arch"),
+                       "metrics": dict(r.metrics or {}), "error": str(r.error) if r.error else None,
+                       "path": r.path})
+    stats = searcher.stats() if searcher else {"rejected": 0, "rejection_reasons": {}}
+    return SweepResult(name, path, tracking_uri, parent_run_id, trials, stats["rejected"],
+                       stats["rejection_reasons"], dict(logger.failed) if logger else {}, 0.0)
+
+
+def _find_searcher(tuner):
+    try:
+        alg = tuner._local_tuner._tune_config.search_alg
+        return getattr(alg, "searcher", alg)
+    except AttributeError:
+        return None
+
+
+def _find_callback(tuner, name: str):
+    try:
+        for cb in tuner._local_tuner._run_config.callbacks or []:
+            if type(cb).__name__ == name:
+                return cb
+    except AttributeError:
+        pass
+    return None
+
+
+def _raw_with_absolute_root(spec: SearchSpec) -> dict:
+    """Tune runs trials in their own directories: hand them an absolute data root."""
+    raw = dict(spec.raw)
+    root = resolve_root(spec.data)
+    if root is not None:
+        raw["data"] = {**(raw.get("data") or {}), "root": str(root)}
+    return raw
+
+
+def _settings(spec: SearchSpec) -> dict[str, str]:
+    return {
+        "space": spec.source, "search.algorithm": spec.search.algorithm,
+        "search.num_samples": str(spec.search.num_samples), "search.seed": str(spec.search.seed),
+        "scheduler": spec.scheduler.name, "objectives": ", ".join(f"{o.metric}:{o.mode}" for o in spec.objectives),
+        "train.epochs": str(spec.train.epochs), "train.recipe": spec.train.recipe,
+        **flatten("data", dataclasses.asdict(spec.data)),
+        "resources.cpus_per_trial": str(spec.resources.cpus_per_trial),
+        "resources.gpus_per_trial": str(spec.resources.gpus_per_trial),
+        "constraints": json.dumps(dataclasses.asdict(spec.constraints)),
+    }
+
+
+def _resolved(spec: SearchSpec, num_classes: int, img_size: int) -> dict:
+    return {"name": spec.name, "num_classes": num_classes, "img_size": img_size,
+            "data": dataclasses.asdict(spec.data), "recipe": spec.recipe.to_dict(),
+            "search": dataclasses.asdict(spec.search), "scheduler": dataclasses.asdict(spec.scheduler),
+            "resources": dataclasses.asdict(spec.resources), "constraints": dataclasses.asdict(spec.constraints),
+            "objectives": [dataclasses.asdict(o) for o in spec.objectives]}

@@ -1,0 +1,69 @@
+"""One trial of a sweep, run by Ray Tune in a worker process: train a candidate and report.
+
+Each epoch's metrics go to Tune with a checkpoint holding the weights and the resolved arch YAML
+(so even trials a scheduler stops early keep their last weights); the driver logs to MLflow.
+"""
+from __future__ import annotations
+
+import math
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .. import metrics as M
+
+# Trials run in worker processes that import this module fresh; keep imports light at the top.
+
+
+def measure_latency_ms(model: torch.nn.Module, img_size: int, in_chans: int = 3, repeats: int = 20) -> float:
+    """Median host latency of one image (batch 1, eval mode, no grad), after warm-up."""
+    model = model.eval()
+    x = torch.randn(1, in_chans, img_size, img_size)
+    with torch.inference_mode():
+        for _ in range(3):
+            model(x)
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            model(x)
+            times.append(time.perf_counter() - start)
+    return 1000.0 * statistics.median(times)
+
+
+def run_trial(config: dict[str, Any], spec_raw: dict, source: str, threads: int) -> None:
+    from ray import tune
+
+    from ..api import resolve_arch
+    from ..interop import save_weights
+    from ..model import MetaFormer
+    from ..training.run import train
+    from .space import parse_search_spec
+
+    os.environ.setdefault("PL_DISABLE_FORK", "1")
+    torch.set_num_threads(threads)
+    spec = parse_search_spec(spec_raw, source, {})
+    candidate = config["candidate"]
+    cfg = resolve_arch(candidate["arch"])
+    with torch.random.fork_rng():
+        latency = measure_latency_ms(MetaFormer(cfg), cfg.img_size, cfg.in_chans)
+
+    def report(metrics: dict, epoch: int, model: torch.nn.Module) -> None:
+        loss = metrics.get(M.TRAIN_LOSS)
+        if loss is not None and not math.isfinite(loss):
+            raise FloatingPointError(f"train/loss is {loss} at epoch {epoch}")
+        with tempfile.TemporaryDirectory() as tmp:
+            save_weights(model, Path(tmp) / "weights.safetensors")
+            (Path(tmp) / "arch.yaml").write_text(cfg.to_yaml())
+            tune.report({**metrics, **cost, M.COST_LATENCY_MS: latency, "epochs_reached": epoch},
+                        checkpoint=tune.Checkpoint.from_directory(tmp))
+
+    from ..cost import count_config
+    c = count_config(cfg)
+    cost = {M.COST_PARAMS: c.params, M.COST_FROZEN_PARAMS: c.frozen_params, M.COST_MACS: c.macs}
+    train(cfg, spec.data, spec.recipe, log_to_mlflow=False, sinks=[report], progress=False, run_test=False,
+          threads=threads)

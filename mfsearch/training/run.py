@@ -1,0 +1,114 @@
+"""One training run: validate inputs, build data and model, fit, test, log to MLflow.
+
+This is the library function behind ``mfsearch train`` and each trial of a search. Everything
+that can be checked is checked before an MLflow run exists, so bad input leaves nothing behind.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import lightning as L
+import torch
+
+from .. import metrics as M
+from ..api import ArchLike, resolve_arch
+from ..config import ArchConfig
+from ..cost import count_config
+from ..data import DataConfig, ImageDataModule, check_data
+from ..interop import save_weights
+from ..model import MetaFormer
+from ..tracking import MlflowRun, arch_params
+from ..tracking.mlflow_store import flatten
+from .callbacks import EpochReporter, MetricSink
+from .module import ClassificationModule
+from .recipes import TrainConfig
+
+
+@dataclasses.dataclass
+class TrainResult:
+    arch: ArchConfig
+    metrics: dict[str, float]            # last epoch's metrics plus test/* and cost/*
+    history: list[dict[str, float]]      # one row per epoch
+    run_id: str | None
+    model: torch.nn.Module
+
+
+def prepare(arch: ArchLike, data: DataConfig, recipe: TrainConfig) -> tuple[ArchConfig, ImageDataModule]:
+    """Validate everything and build the data module; raises MfsearchError/ConfigError early."""
+    check_data(data)
+    datamodule = ImageDataModule(data, recipe.augment, batch_size=recipe.batch_size, seed=data.seed)
+    overrides: dict[str, Any] = {"num_classes": datamodule.num_classes, "img_size": datamodule.img_size}
+    if recipe.drop_path_rate is not None:
+        overrides["drop_path_rate"] = recipe.drop_path_rate
+    if recipe.head_dropout is not None:
+        overrides["head.dropout"] = recipe.head_dropout
+    return resolve_arch(arch, **overrides), datamodule
+
+
+def train(arch: ArchLike, data: DataConfig, recipe: TrainConfig, *, tracking_uri: str | None = None,
+          experiment: str = "mfsearch-train", run_name: str | None = None, tags: Mapping[str, str] | None = None,
+          parent_run_id: str | None = None, log_to_mlflow: bool = True, sinks: Iterable[MetricSink] = (),
+          progress: bool = True, extra_params: Mapping[str, Any] | None = None, run_test: bool = True,
+          threads: int | None = None) -> TrainResult:
+    """Train ``arch`` on ``data`` with ``recipe``; validate each epoch, test once at the end.
+
+    ``sinks`` receive each epoch's metrics (Ray Tune reporting uses this). ``log_to_mlflow=False``
+    leaves tracking to the caller (a sweep logs from its driver). ``run_test=False`` skips the
+    test split (a search must select on validation data only).
+    """
+    cfg, datamodule = prepare(arch, data, recipe)
+    cost = count_config(cfg)
+    cost_metrics = {M.COST_PARAMS: cost.params, M.COST_FROZEN_PARAMS: cost.frozen_params, M.COST_MACS: cost.macs}
+
+    if threads:
+        torch.set_num_threads(threads)
+    L.seed_everything(recipe.seed, workers=True, verbose=False)
+    model = MetaFormer(cfg)
+    module = ClassificationModule(model, recipe, datamodule.num_classes)
+
+    run = None
+    if log_to_mlflow:
+        run = MlflowRun(tracking_uri, experiment, run_name, tags, parent_run_id).start()
+    try:
+        if run is not None:
+            run.log_params({**arch_params(cfg), **flatten("data", dataclasses.asdict(data)),
+                            **flatten("train", recipe.to_dict()), **(extra_params or {})})
+            run.log_metrics(cost_metrics, step=0)
+            run.log_text(cfg.to_yaml(), "arch.yaml")
+        mlflow_sink = [lambda metrics, epoch, _model: run.log_metrics(metrics, step=epoch)] if run else []
+        reporter = EpochReporter(*mlflow_sink, *sinks)
+        trainer = _trainer(recipe, [reporter], progress)
+        trainer.fit(module, datamodule=datamodule)
+        test = trainer.test(module, datamodule=datamodule, verbose=False)[0] if run_test else {}
+        final = {**(reporter.history[-1] if reporter.history else {}),
+                 **{k: float(v) for k, v in test.items() if k.startswith("test/")}, **cost_metrics}
+        if run is not None:
+            run.log_metrics({k: v for k, v in final.items() if k.startswith("test/")}, step=recipe.epochs)
+            with tempfile.TemporaryDirectory() as tmp:
+                weights = Path(tmp) / "weights.safetensors"
+                save_weights(module.final_model(), weights)
+                run.log_artifact(weights)
+            run.finish()
+        return TrainResult(cfg, final, reporter.history, run.run_id if run else None, module.final_model())
+    except BaseException as err:
+        if run is not None:
+            run.fail(err)
+        raise
+
+
+def _trainer(recipe: TrainConfig, callbacks: list, progress: bool) -> L.Trainer:
+    # Lightning's hints about workers/logging on tiny CPU runs are noise for our users.
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=".*LightningModule.log.*")
+    os.environ.setdefault("PL_DISABLE_FORK", "1")
+    return L.Trainer(
+        max_epochs=recipe.epochs, accelerator="auto", devices=1, precision=recipe.precision,
+        gradient_clip_val=recipe.grad_clip, accumulate_grad_batches=recipe.accumulate_grad_batches,
+        logger=False, enable_checkpointing=False, enable_model_summary=False, num_sanity_val_steps=0,
+        enable_progress_bar=progress, callbacks=callbacks,
+        deterministic=True if not torch.cuda.is_available() else "warn")
