@@ -67,9 +67,18 @@ OFFICIAL_URL = "https://huggingface.co/sail/dl/resolve/main/{family}/{name}.pth"
 
 
 def family_arch(family: str, depths: list[int], dims: list[int], **fields: Any) -> dict:
-    """Raw config of ``family`` at any depths/dims (paper norms, head and scales)."""
+    """Raw config of ``family`` at any depths/dims (paper norms, head and scales).
+
+    With other than 4 stages, per-stage settings follow the paper's pattern "the last two stages
+    differ": e.g. CAFormer is sepconv in all stages but the last two, which use attention.
+    """
     fam = FAMILIES[family]
-    return {**PAPER_COMMON, **fam.arch, "depth": list(depths), "dim": list(dims), **fields}
+    raw = {**PAPER_COMMON, **fam.arch}
+    n = len(depths)
+    for key, value in raw.items():
+        if isinstance(value, list) and len(value) == 4 and n != 4:
+            raw[key] = [value[0]] * max(0, n - 2) + value[-min(n, 2):]
+    return {**raw, "depth": list(depths), "dim": list(dims), **fields}
 
 
 def preset_raw(name: str) -> dict:

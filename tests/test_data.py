@@ -6,6 +6,7 @@ downloader stands in for the network).
 from __future__ import annotations
 
 import os
+import random
 from collections import Counter
 from pathlib import Path
 
@@ -13,12 +14,14 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from torch.utils.data import DataLoader
 
 from mfsearch.data import AugmentConfig, DataConfig, ImageDataModule, check_data
 from mfsearch.data import decode, locate
+from mfsearch.data.datamodule import auto_num_workers
 from mfsearch.data.datasets import ArrayBatches, ArrayImages, build_splits
 from mfsearch.data.sampling import balanced_split, balanced_subset
-from mfsearch.data.transforms import BatchTransform, train_transform
+from mfsearch.data.transforms import BatchTransform, SmallAugment, train_transform
 from mfsearch.errors import ConfigError, MfsearchError
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
@@ -125,21 +128,42 @@ def test_same_seed_same_batch_order(cifar10_root):
     assert not torch.equal(ya, yc)
 
 
-def test_randaugment_uses_per_image_path(cifar10_root):
+def test_randaugment_runs_per_image_then_per_batch(cifar10_root):
     aug = AugmentConfig(rand_augment="rand-m6-mstd0.5-inc1", random_erasing=0.25)
     dm = ImageDataModule(small(cifar10_root, train_subset=100), aug, batch_size=50)
-    assert isinstance(dm.dataset("train"), ArrayImages) and not isinstance(dm.dataset("train"), ArrayBatches)
-    names = [type(t).__name__ for t in dm.dataset("train").transform.transforms]
-    assert names[:2] == ["RandomCrop", "RandomHorizontalFlip"] and "RandAugment" in names
-    assert names[-1] == "RandomErasing" and "RandomResizedCropAndInterpolation" not in names
-    x, y = next(iter(torch.utils.data.DataLoader(dm.dataset("train"), batch_size=50)))
-    assert x.shape == (50, 3, 32, 32) and torch.isfinite(x).all()
+    train = dm.dataset("train")
+    assert isinstance(train, ArrayImages) and isinstance(train.transform, SmallAugment)
+    assert [type(t).__name__ for t in train.transform.secondary] == ["RandAugment"]
+    assert train.transform.padding == 4 and train.transform.hflip == 0.5
+    collate = dm.train_dataloader().collate_fn
+    assert collate.transform.padding == 0 and collate.transform.erase is not None  # erasing: per batch
+    assert auto_num_workers(train, training_on_cpu=True, cpus=2) == 0  # inline beats a worker on CPU
+    assert auto_num_workers(train, training_on_cpu=False, cpus=16) == 8  # beside a GPU step
+    x, y = next(iter(DataLoader(train, batch_size=50, collate_fn=collate)))
+    assert x.shape == (50, 3, 32, 32) and x.dtype == torch.float32 and torch.isfinite(x).all()
+    # The per-image PIL form of the same recipe: timm's secondary and final stages after pad-crop + flip.
+    names = [type(t).__name__ for t in train_transform(aug, 32, CIFAR10_MEAN, CIFAR10_STD, 32).transforms]
+    assert names == ["RandomCrop", "RandomHorizontalFlip", "RandAugment", "MaybeToTensor", "Normalize",
+                     "RandomErasing"]
 
 
 def test_large_images_use_timm_recipe():
     aug = AugmentConfig(rand_augment="rand-m9-mstd0.5-inc1")
     names = [type(t).__name__ for t in train_transform(aug, 224, CIFAR10_MEAN, CIFAR10_STD).transforms]
     assert names[0] == "RandomResizedCropAndInterpolation" and "RandAugment" in names
+
+
+def _crop_flip_params(out: torch.Tensor, image: torch.Tensor, padding: int) -> tuple[int, int, int]:
+    """The (dy, dx, flip) that turns ``image`` into ``out`` (a crop of the zero-padded image)."""
+    h, w = image.shape[-2:]
+    padded = torch.nn.functional.pad(image, (padding,) * 4)
+    for dy in range(2 * padding + 1):
+        for dx in range(2 * padding + 1):
+            crop = padded[:, dy:dy + h, dx:dx + w]
+            for flip in (0, 1):
+                if torch.equal(out, crop.flip(-1) if flip else crop):
+                    return dy, dx, flip
+    raise AssertionError("not a crop (or mirrored crop) of the padded image")
 
 
 def test_batch_transform_is_a_per_image_pad_crop_and_flip():
@@ -150,16 +174,20 @@ def test_batch_transform_is_a_per_image_pad_crop_and_flip():
     assert torch.allclose(BatchTransform(mean, std, hflip=1.0)(images), norm.flip(-1), atol=1e-5)
     torch.manual_seed(0)
     out = BatchTransform((0, 0, 0), (1 / 255,) * 3, padding=2, hflip=0.5)(images)  # identity normalization
-    padded = torch.nn.functional.pad(images.float(), (2, 2, 2, 2))
-    offsets, flips = set(), set()
-    for i in range(len(images)):
-        matches = [(dy, dx, f) for dy in range(5) for dx in range(5) for f in (0, 1)
-                   if torch.equal(out[i], (padded[i, :, dy:dy + 8, dx:dx + 8].flip(-1) if f else
-                                           padded[i, :, dy:dy + 8, dx:dx + 8]))]
-        assert matches, f"image {i} is not a crop of its padded self"
-        offsets.add(matches[0][:2])
-        flips.add(matches[0][2])
-    assert len(offsets) > 10 and flips == {0, 1}  # each image draws its own offset and flip
+    params = [_crop_flip_params(out[i], images[i].float(), 2) for i in range(len(images))]
+    assert len({p[:2] for p in params}) > 10 and {p[2] for p in params} == {0, 1}  # drawn per image
+
+
+def test_small_augment_is_a_pad_crop_and_flip():
+    random.seed(0)
+    images = np.random.default_rng(0).integers(0, 256, (64, 8, 8, 3), dtype=np.uint8)
+    aug = SmallAugment(padding=2, hflip=0.5, secondary=[])
+    params = []
+    for image in images:
+        out = aug(image)
+        assert out.dtype == torch.uint8 and out.shape == (3, 8, 8)
+        params.append(_crop_flip_params(out, torch.from_numpy(image).permute(2, 0, 1), 2))
+    assert len({p[:2] for p in params}) > 10 and {p[2] for p in params} == {0, 1}
 
 
 # ---------------------------------------------------------------- synthetic data
@@ -280,3 +308,42 @@ def test_decoded_images_are_cached_on_disk(cifar10_root, tmp_path, monkeypatch):
     assert np.array_equal(first, second) and first.shape == (50, 32, 32, 3)
     ImageDataModule(small(cifar10_root, train_subset=60)).dataset("train")  # another file list: another entry
     assert len(list(cached[0].parent.iterdir())) == 2
+
+
+def test_lightning_fit_and_test_with_the_datamodule():
+    import lightning as L
+
+    class Tiny(L.LightningModule):
+        def __init__(self, num_classes: int):
+            super().__init__()
+            self.net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, stride=2), torch.nn.ReLU(),
+                                           torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
+                                           torch.nn.Linear(8, num_classes))
+            self.seen = {"train": 0, "val": 0, "test": 0}
+
+        def step(self, batch, split):
+            x, y = batch
+            self.seen[split] += len(x)
+            return torch.nn.functional.cross_entropy(self.net(x), y)
+
+        def training_step(self, batch, _):
+            return self.step(batch, "train")
+
+        def validation_step(self, batch, _):
+            self.step(batch, "val")
+
+        def test_step(self, batch, _):
+            self.step(batch, "test")
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), 0.1)
+
+    dm = ImageDataModule(DataConfig("synthetic", synthetic_size=300, val_fraction=0.2), batch_size=40)
+    model = Tiny(dm.num_classes)
+    trainer = L.Trainer(max_epochs=1, accelerator="cpu", logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(model, datamodule=dm)
+    trainer.test(model, datamodule=dm, verbose=False)
+    assert dm.training_on_cpu() and dm.num_workers() == 0
+    # 240 train images -> 6 full batches; val and test are seen whole.
+    assert model.seen == {"train": 240, "val": 60 + 60, "test": 60}  # val: sanity check + epoch end

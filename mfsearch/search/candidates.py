@@ -69,6 +69,8 @@ def build_arch(space: ArchSpace, params: dict[str, Any], num_classes: int, img_s
                 out[key] = params[f"shared.{dim.name}"]
             elif key == "mixer" and space.per_block_mixers:
                 continue
+            elif isinstance(dim, Fixed):
+                out[key] = params.get(f"stage{i}.{key}", dim.value)
             else:
                 out[key] = params[f"stage{i}.{key}"]
         if space.per_block_mixers:
@@ -102,8 +104,6 @@ def baseline_candidates(spec: SearchSpec, num_classes: int, img_size: int) -> li
     shared_fields = {k: v for k, v in spec.space.fixed.items() if k in ("stem", "downsample", "in_chans")}
     out = []
     for family in b.families:
-        if len(depths) != 4 and family in ("randformer", "caformer"):
-            raise ConfigError("baselines.families", f"{family} is defined for 4 stages; the space has {len(depths)}")
         arch = family_arch(family, depths, dims, num_classes=num_classes, img_size=img_size, **shared_fields)
         out.append(Candidate(family, arch, {}))
     for name in b.presets:

@@ -58,6 +58,13 @@ def default_storage(path: str | None) -> Path:
 def prepare_sweep(spec_path: str, options: SweepOptions) -> tuple[SearchSpec, int, int, list]:
     """Everything that can fail on user input, before Ray starts or MLflow is touched."""
     spec = load_search_spec(spec_path, options.overrides)
+    try:
+        return _check_spec(spec)
+    except ConfigError as err:
+        raise (err if err.source else err.with_source(str(spec_path))) from None
+
+
+def _check_spec(spec: SearchSpec) -> tuple[SearchSpec, int, int, list]:
     check_data(spec.data)
     datamodule = ImageDataModule(spec.data, spec.recipe.augment, batch_size=spec.recipe.batch_size)
     num_classes, img_size = datamodule.num_classes, datamodule.img_size
@@ -67,6 +74,10 @@ def prepare_sweep(spec_path: str, options: SweepOptions) -> tuple[SearchSpec, in
     elif spec.search.algorithm.startswith("optuna"):
         from .proposers import OptunaProposer
         OptunaProposer(spec.space, spec.search.seed, spec.objectives, spec.search.algorithm)
+    if spec.search.num_samples == 0:
+        if not baselines:
+            raise ConfigError("search.num_samples", "is 0 and there are no baselines: nothing to run")
+        return spec, num_classes, img_size, baselines
     ok, tried, seen = feasibility(spec, num_classes, img_size)
     if ok == 0:
         macs, params = seen["macs"], seen["params"]
@@ -161,6 +172,8 @@ def _fit(spec: SearchSpec, baselines: list, num_classes: int, img_size: int, nam
     if resume and tune.Tuner.can_restore(path):
         tuner = tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True, resume_errored=False)
     else:
+        if resume:  # killed before Tune saved any state: start over, dropping the partial children
+            _delete_children(tracking_uri, name, parent_run_id)
         searcher = CandidateSearcher(spec, baselines, num_classes, img_size)
         first = spec.objectives[0]
         scheduler = None
@@ -176,7 +189,7 @@ def _fit(spec: SearchSpec, baselines: list, num_classes: int, img_size: int, nam
         tuner = tune.Tuner(
             trainable,
             tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=total,
-                                        max_concurrent_trials=concurrency),
+                                        max_concurrent_trials=concurrency, trial_dirname_creator=trial_dirname),
             run_config=tune.RunConfig(
                 name=name, storage_path=str(storage), callbacks=callbacks, verbose=0,
                 failure_config=tune.FailureConfig(max_failures=spec.search.max_failures),
@@ -197,6 +210,19 @@ def _fit(spec: SearchSpec, baselines: list, num_classes: int, img_size: int, nam
     stats = searcher.stats() if searcher else {"rejected": 0, "rejection_reasons": {}}
     return SweepResult(name, path, tracking_uri, parent_run_id, trials, stats["rejected"],
                        stats["rejection_reasons"], dict(logger.failed) if logger else {}, 0.0)
+
+
+def trial_dirname(trial) -> str:
+    """Short trial folders (Tune's default packs the whole config into the name)."""
+    return f"trial_{trial.trial_id}"
+
+
+def _delete_children(tracking_uri: str, experiment: str, parent_run_id: str) -> None:
+    client = MlflowRun(tracking_uri, experiment).client
+    exp = client.get_experiment_by_name(experiment)
+    if exp is not None:
+        for run in client.search_runs([exp.experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{parent_run_id}'"):
+            client.delete_run(run.info.run_id)
 
 
 def _find_searcher(tuner):

@@ -15,9 +15,10 @@ from ..yamlio import load_yaml
 
 from ..data.config import DataConfig
 from ..errors import ConfigError
-from ..schema import non_negative, parse_dataclass, positive
+from ..config import StageConfig
+from ..schema import _type_hints, non_negative, parse, parse_dataclass, positive
 from ..training.recipes import RECIPES, TrainConfig, resolve_recipe
-from .values import Dimension, Shared, parse_dimension
+from .values import Choice, Dimension, Fixed, Range, Shared, parse_dimension
 
 ALGORITHMS = ("random", "grid", "optuna-tpe", "optuna-nsga2")
 STAGE_DIMENSIONS = ("mixer", "depth", "dim", "mlp_ratio", "mlp_act", "norm", "res_scale_init", "layer_scale_init")
@@ -42,7 +43,7 @@ class Objective:
 @dataclasses.dataclass(frozen=True)
 class SearchSection:
     algorithm: Literal["random", "grid", "optuna-tpe", "optuna-nsga2"] = "random"
-    num_samples: int = dataclasses.field(default=8, metadata={"check": positive})  # searched candidates
+    num_samples: int = dataclasses.field(default=8, metadata={"check": non_negative})  # searched (0: baselines only)
     seed: int = 0
     max_failures: int = dataclasses.field(default=0, metadata={"check": non_negative})  # retries per trial
     max_rejections: int = dataclasses.field(default=1000, metadata={"check": positive})  # per suggestion
@@ -205,6 +206,7 @@ def _parse_space(raw: Any) -> ArchSpace:
             if key not in dims:
                 raise ConfigError(f"{path}.{key}", "required (a value, a list of choices or a range)")
         for key, dim in dims.items():
+            _check_options(key, dim, f"{path}.{key}")
             if isinstance(dim, Shared) and dim.name not in shared:
                 raise ConfigError(f"{path}.{key}.shared", f"no choice named {dim.name!r} in space.shared; "
                                                           f"defined: {', '.join(shared) or 'none'}")
@@ -217,6 +219,18 @@ def _parse_space(raw: Any) -> ArchSpace:
     if not isinstance(per_block, bool):
         raise ConfigError("space.per_block_mixers", "expected true or false")
     return ArchSpace(tuple(stages), globals_, shared, dict(fixed), per_block)
+
+
+def _check_options(key: str, dim: Dimension, path: str) -> None:
+    """Every option of a stage dimension must be a valid value of that stage field."""
+    hint = _type_hints(StageConfig)[key]
+    if isinstance(dim, Fixed):
+        parse(hint, dim.value, path)
+    elif isinstance(dim, Choice):
+        for option in dim.options:
+            parse(hint, option, path)
+    elif isinstance(dim, Range) and key in ("mixer", "mlp_act", "norm"):
+        raise ConfigError(path, f"a range makes no sense for {key}; give a list of choices")
 
 
 def _parse_objectives(raw: Any) -> tuple[Objective, ...]:

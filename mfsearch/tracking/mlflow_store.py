@@ -76,8 +76,9 @@ class MlflowRun:
     def client(self):
         if self._client is None:
             import logging
-            logging.getLogger("mlflow").setLevel(logging.WARNING)  # no schema-migration chatter
+
             from mlflow.tracking import MlflowClient
+            logging.getLogger("mlflow").setLevel(logging.WARNING)  # no schema-migration chatter
             self._client = MlflowClient(tracking_uri=self.tracking_uri)
         return self._client
 

@@ -6,6 +6,7 @@ that can be checked is checked before an MLflow run exists, so bad input leaves 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import tempfile
 import warnings
@@ -71,6 +72,11 @@ def train(arch: ArchLike, data: DataConfig, recipe: TrainConfig, *, tracking_uri
     model = MetaFormer(cfg)
     module = ClassificationModule(model, recipe, datamodule.num_classes)
 
+    if progress:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        print(f"training {cost.params / 1e6:.2f}M params, {cost.macs / 1e6:.1f}M MACs at {cfg.img_size} px on "
+              f"{datamodule.train_size} train / {datamodule.val_size} val images ({data.dataset}), "
+              f"{recipe.epochs} epochs, batch {recipe.batch_size}, {recipe.precision} on {device}", flush=True)
     run = None
     if log_to_mlflow:
         run = MlflowRun(tracking_uri, experiment, run_name, tags, parent_run_id).start()
@@ -102,9 +108,11 @@ def train(arch: ArchLike, data: DataConfig, recipe: TrainConfig, *, tracking_uri
 
 
 def _trainer(recipe: TrainConfig, callbacks: list, progress: bool) -> L.Trainer:
-    # Lightning's hints about workers/logging on tiny CPU runs are noise for our users.
-    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-    warnings.filterwarnings("ignore", message=".*LightningModule.log.*")
+    # Lightning's tips and hints about workers/logging on small CPU runs are noise for our users;
+    # `train` prints its own one-line summary instead.
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    for pattern in (".*does not have many workers.*", ".*LightningModule.log.*", ".*LeafSpec.*is deprecated.*"):
+        warnings.filterwarnings("ignore", message=pattern)
     os.environ.setdefault("PL_DISABLE_FORK", "1")
     return L.Trainer(
         max_epochs=recipe.epochs, accelerator="auto", devices=1, precision=recipe.precision,

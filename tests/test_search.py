@@ -1,0 +1,117 @@
+"""The real `mfsearch run` on search_spaces/smoke.yaml: real local Ray, real MLflow, real CIFAR."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SMOKE = ROOT / "search_spaces" / "smoke.yaml"
+
+pytestmark = pytest.mark.slow
+
+
+def cli(*args: str, cwd: Path, timeout: int = 900) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "mfsearch.cli.main", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def child_runs(db: Path, experiment: str = "smoke"):
+    from mlflow.tracking import MlflowClient
+    client = MlflowClient(tracking_uri=f"sqlite:///{db}")
+    exp = client.get_experiment_by_name(experiment)
+    runs = client.search_runs([exp.experiment_id])
+    parents = [r for r in runs if r.data.tags.get("mfsearch.kind") == "sweep"]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    return client, parents, children
+
+
+def test_smoke_sweep_then_kill_and_resume(tmp_path, cifar10_root):
+    # 1. A complete sweep.
+    out = cli("run", str(SMOKE), "--data-root", str(cifar10_root), cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "Pareto front" in out.stdout and "rejected by constraints" in out.stdout
+    client, parents, children = child_runs(tmp_path / "mlflow.db")
+    assert len(parents) == 1
+    parent = parents[0]
+    assert parent.info.status == "FINISHED"
+    assert {a.path for a in client.list_artifacts(parent.info.run_id)} >= {"smoke.yaml", "resolved.yaml"}
+    assert len(children) == 5  # 2 baselines + 3 searched
+    assert all(c.data.tags["mlflow.parentRunId"] == parent.info.run_id for c in children)
+    families = sorted(c.data.tags["mfsearch.family"] for c in children)
+    assert families == ["caformer", "identityformer", "searched", "searched", "searched"]
+    for c in children:
+        assert c.info.status == "FINISHED"
+        assert c.data.tags["mfsearch.status"] == "completed"
+        for key in ("stage0.mixer", "stage3.mixer", "stage2.depth", "stage1.dim", "stage0.mlp_act", "family"):
+            assert key in c.data.params, key
+        for key in ("val/acc1", "val/loss", "train/loss", "cost/params", "cost/frozen_params", "cost/macs",
+                    "cost/latency_ms", "epochs_reached"):
+            assert key in c.data.metrics, key
+        assert c.data.metrics["cost/macs"] > 0 and c.data.metrics["cost/latency_ms"] > 0
+        assert {"arch.yaml", "weights.safetensors"} <= {a.path for a in client.list_artifacts(c.info.run_id)}
+    caformer = next(c for c in children if c.data.tags["mfsearch.family"] == "caformer")
+    assert caformer.data.params["stage2.mixer"] == "attention" and caformer.data.params["head"] == "mlp"
+    # Searched candidates respect the constraint; rejected ones were counted, not trained.
+    searched = [c for c in children if c.data.tags["mfsearch.family"] == "searched"]
+    assert all(c.data.metrics["cost/macs"] <= 6.0e6 for c in searched)
+    parent = client.get_run(parent.info.run_id)
+    assert parent.data.metrics["sweep/rejected"] > 0
+    assert parent.data.metrics["sweep/failed"] == 0
+
+    # 2. Kill the driver mid-sweep, then resume: every trial exactly once.
+    work = tmp_path / "resume"
+    work.mkdir()
+    proc = subprocess.Popen([sys.executable, "-m", "mfsearch.cli.main", "run", str(SMOKE), "--data-root",
+                             str(cifar10_root)], cwd=work, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    deadline = time.time() + 300
+    db = work / "mlflow.db"
+    while time.time() < deadline:
+        time.sleep(2)
+        if db.exists():
+            _, _, kids = child_runs(db)
+            if any(k.info.status == "FINISHED" for k in kids):
+                break
+    os.killpg(proc.pid, signal.SIGKILL)  # the driver and the local Ray it started
+    proc.wait()
+    out = cli("run", "--resume", "smoke", cwd=work)
+    assert out.returncode == 0, out.stderr[-3000:]
+    client, parents, children = child_runs(db)
+    assert len(parents) == 1
+    trial_ids = [c.data.tags["mfsearch.trial_id"] for c in children]
+    assert len(children) == 5 and len(set(trial_ids)) == 5
+    assert all(c.info.status == "FINISHED" for c in children)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("space:\n  stages:\n    - {mixer: [identity, atention], depth: 1, dim: 32}\n",
+     "space.stages[0].mixer: 'atention' is not one of identity, pooling, random, sepconv, attention"),
+    ("space:\n  stages:\n    - {mixer: [], depth: 1, dim: 32}\n", "space.stages[0].mixer: empty choice list"),
+    ("space:\n  stages:\n    - {mixer: pooling, depth: one, dim: 32}\n", "stages[0].depth: expected an int"),
+    ("space:\n  stages:\n    - {mixer: pooling, depth: 1, dim: 32}\nsearch: {algorithm: bayes}\n",
+     "search.algorithm: 'bayes' is not one of random, grid, optuna-tpe, optuna-nsga2"),
+    ("data: {dataset: imagenet}\nspace:\n  stages:\n    - {mixer: pooling, depth: 1, dim: 32}\n",
+     "data.dataset: 'imagenet' is not one of cifar10, cifar100, imagefolder, synthetic"),
+    ("space:\n  stages:\n    - {mixer: pooling, depth: 1, dim: 32}\nconstraints: {max_macs: 10}\nbaselines: none\n",
+     "constraints: no candidate of the space meets them"),
+    ("space:\n  stagez: []\n", "space.stagez: unknown field"),
+    ("space:\n  stages:\n    - {mixer: pooling, depth: 1, dim: 32}\nobjectives: [{metric: val/acc, mode: max}]\n",
+     "objectives[0].metric: 'val/acc' is not one of"),
+    ("space:\n  stages:\n    - {mixer: pooling, depth: 1, dim: 32}\ntrain: {overrides: {lr: fast}}\n",
+     "train.overrides.lr: expected a number"),
+])
+def test_bad_space_fails_before_ray_and_mlflow(tmp_path, cifar10_root, text, message):
+    space = tmp_path / "bad.yaml"
+    space.write_text(text)
+    out = cli("run", str(space), "--data-root", str(cifar10_root), cwd=tmp_path, timeout=120)
+    assert out.returncode == 2, out.stderr[-2000:]
+    assert message in out.stderr
+    assert str(space) in out.stderr and "Traceback" not in out.stderr
+    assert not (tmp_path / "mlflow.db").exists()
+    assert not (tmp_path / "mfsearch_runs").exists()
