@@ -2,8 +2,9 @@
 
 Determinism: the split and the subsets follow ``DataConfig.seed``; the train batch order follows the
 module's ``seed`` (a seeded generator for the sampler, which also seeds the DataLoader workers).
-The random crops and flips use torch's global generator, as torchvision's transforms do, so they
-follow ``lightning.seed_everything``.
+The random crops, flips and erasing use torch's (RandAugment and the per-image crops: Python's)
+global generators, as torchvision's and timm's transforms do, so they follow
+``lightning.seed_everything`` and torch's per-worker seeding.
 """
 from __future__ import annotations
 
@@ -189,7 +190,7 @@ class ImageDataModule(L.LightningDataModule):
         return DataLoader(
             dataset, batch_size=self.batch_size, shuffle=shuffle, drop_last=shuffle, generator=generator,
             num_workers=workers, persistent_workers=workers > 0, collate_fn=collate,
-            pin_memory=torch.cuda.is_available())
+            pin_memory=not self.training_on_cpu())
 
 
 def check_data(data: DataConfig, download: bool = True) -> None:

@@ -21,7 +21,11 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import shutil
 import socket
+import threading
+import urllib.parse
+import urllib.request
 from pathlib import Path
 from typing import Iterator, Literal
 
@@ -164,15 +168,50 @@ def ensure_available(data: DataConfig, download: bool = True) -> Layout:
 
 
 def download_cifar(dataset: str, root: Path) -> None:
-    """Download (and check) CIFAR into ``root`` with torchvision; one process at a time per root."""
+    """Download (and check) CIFAR into ``root`` with torchvision; one process at a time per root.
+
+    A root this call had to create is removed again when the download fails, so a failed attempt
+    leaves nothing behind.
+    """
     import torchvision
 
     info = CIFAR[dataset]
-    root.mkdir(parents=True, exist_ok=True)
     cls = getattr(torchvision.datasets, info.torchvision_class)
-    with _lock(root / ".download.lock"), _socket_timeout(DOWNLOAD_TIMEOUT_S):
-        if not (root / info.torchvision_dir).is_dir():  # another trial may have finished it meanwhile
-            cls(str(root), train=True, download=True)
+    _resolve_host(cls.url, DOWNLOAD_TIMEOUT_S)
+    created = not root.exists()
+    root.mkdir(parents=True, exist_ok=True)
+    try:
+        with _lock(root / ".download.lock"), _socket_timeout(DOWNLOAD_TIMEOUT_S):
+            if not (root / info.torchvision_dir).is_dir():  # another trial may have finished it meanwhile
+                cls(str(root), train=True, download=True)
+    except BaseException:
+        if created:
+            shutil.rmtree(root, ignore_errors=True)
+        raise
+
+
+def _resolve_host(url: str, timeout: float) -> None:
+    """Look the download host up in a thread: a DNS lookup ignores socket timeouts and can stall.
+    Skipped behind a proxy, which resolves the host itself."""
+    parsed = urllib.parse.urlparse(url)
+    if urllib.request.getproxies().get(parsed.scheme):
+        return
+    host = parsed.hostname or url
+    result: list = []
+    thread = threading.Thread(target=lambda: result.append(_getaddrinfo(host)), daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if not result:
+        raise TimeoutError(f"looking up {host} took more than {timeout:.0f} s")
+    if isinstance(result[0], OSError):
+        raise result[0]
+
+
+def _getaddrinfo(host: str):
+    try:
+        return socket.getaddrinfo(host, 443)
+    except OSError as err:
+        return err
 
 
 @contextlib.contextmanager
