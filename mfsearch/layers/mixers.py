@@ -99,7 +99,7 @@ class Pooling(TokenMixer):
         self.pool = nn.AvgPool2d(params.pool_size, 1, params.pool_size // 2, count_include_pad=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.pool(x) - x
+        return self.pool(x).sub_(x)  # in place on pool's fresh output (its backward does not need it)
 
 
 @MIXERS.register("random")

@@ -189,7 +189,8 @@ def _fit(spec: SearchSpec, baselines: list, num_classes: int, img_size: int, nam
         tuner = tune.Tuner(
             trainable,
             tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=total,
-                                        max_concurrent_trials=concurrency, trial_dirname_creator=trial_dirname),
+                                        max_concurrent_trials=concurrency, trial_dirname_creator=trial_dirname,
+                                        reuse_actors=True),  # skip re-importing torch & co per trial
             run_config=tune.RunConfig(
                 name=name, storage_path=str(storage), callbacks=callbacks, verbose=0,
                 failure_config=tune.FailureConfig(max_failures=spec.search.max_failures),

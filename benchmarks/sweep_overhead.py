@@ -1,0 +1,100 @@
+"""Overhead of a sweep (Ray Tune + MLflow + checkpoints) against a bare training loop, in one run.
+
+The same trainings (identical architectures, data, recipe, seeds and torch threads) run
+(a) one after another in a plain Python loop calling ``mfsearch.training.run.train`` without
+tracking, and (b) as an `mfsearch` sweep, one trial at a time, with the same threads per trial.
+Ray's one-time start (``ray.init``) is timed apart. Prints the ratio sweep / bare loop.
+
+    python benchmarks/sweep_overhead.py --data-root ../shared/data/cifar10
+    python benchmarks/sweep_overhead.py --data-root ../shared/data/cifar10 --trials 6 --epochs 3
+
+Target (issue 4): sweep wall time <= 1.15 x bare loop, plus Ray's one-time start.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import yaml
+
+STEM = {"kernel_size": 3, "stride": 2, "padding": 1}
+MIXERS = [["pooling", "pooling", "attention", "attention"], ["sepconv", "sepconv", "attention", "attention"],
+          ["identity", "pooling", "random", "random"], ["sepconv", "sepconv", "sepconv", "sepconv"],
+          ["pooling", "sepconv", "random", "attention"], ["identity", "identity", "identity", "identity"]]
+
+
+def archs(n: int) -> list[dict]:
+    return [{"stem": STEM, "depth": [1, 1, 2, 1], "dim": [32, 64, 128, 192], "mixer": MIXERS[i % len(MIXERS)],
+             "num_classes": 10, "img_size": 32} for i in range(n)]
+
+
+def space_yaml(args, threads: int) -> dict:
+    return {
+        "name": "overhead",
+        "data": {"dataset": "cifar10", "root": args.data_root, "img_size": 32, "train_subset": args.train_subset,
+                 "val_subset": 1000},
+        "train": {"recipe": "small", "epochs": args.epochs},
+        "space": {"fixed": {"stem": STEM}, "stages": [{"depth": 1, "dim": 32}] * 4},
+        "baselines": {"configs": archs(args.trials)},
+        "search": {"algorithm": "random", "num_samples": 0},
+        "resources": {"cpus_per_trial": threads, "max_concurrent": 1},
+    }
+
+
+def bare_loop(args, threads: int) -> float:
+    from mfsearch.data import DataConfig
+    from mfsearch.training.recipes import resolve_recipe
+    from mfsearch.training.run import train
+
+    data = DataConfig(dataset="cifar10", root=args.data_root, img_size=32, train_subset=args.train_subset,
+                      val_subset=1000)
+    recipe = resolve_recipe("small", None, {"epochs": args.epochs})
+    start = time.perf_counter()
+    for arch in archs(args.trials):
+        train(arch, data, recipe, log_to_mlflow=False, progress=False, run_test=False, threads=threads)
+    return time.perf_counter() - start
+
+
+def sweep(args, threads: int, workdir: Path) -> tuple[float, float]:
+    import ray
+
+    from mfsearch.search import SweepOptions, run_sweep
+
+    space = workdir / "overhead.yaml"
+    space.write_text(yaml.safe_dump(space_yaml(args, threads)))
+    start = time.perf_counter()
+    ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    ray_start = time.perf_counter() - start
+    os.chdir(workdir)
+    start = time.perf_counter()
+    run_sweep(str(space), SweepOptions(storage_path=str(workdir / "runs"), tracking_uri=f"sqlite:///{workdir}/m.db",
+                                       status_every=1e9))
+    return time.perf_counter() - start, ray_start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-root", required=True)
+    parser.add_argument("--trials", type=int, default=4)
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--train-subset", type=int, default=4000)
+    parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch threads per training")
+    args = parser.parse_args()
+    args.data_root = str(Path(args.data_root).resolve())
+    print(f"{args.trials} trainings x {args.epochs} epochs on {args.train_subset} CIFAR-10 images, "
+          f"{args.threads} threads each, torch {torch.__version__}")
+    bare = bare_loop(args, args.threads)
+    print(f"bare loop: {bare:.1f} s", flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        swept, ray_start = sweep(args, args.threads, Path(tmp))
+    ratio = swept / bare
+    print(f"sweep: {swept:.1f} s (+ Ray start {ray_start:.1f} s)")
+    print(f"ratio sweep / bare loop: {ratio:.3f} -> target <= 1.15: {'PASS' if ratio <= 1.15 else 'FAIL'}")
+
+
+if __name__ == "__main__":
+    main()

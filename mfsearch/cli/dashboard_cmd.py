@@ -1,0 +1,42 @@
+"""`mfsearch dashboard`: one self-contained HTML page about a sweep (open it from disk, offline)."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+EPILOG = """examples:
+  mfsearch dashboard mixer_per_stage                 # writes ./mixer_per_stage-dashboard.html
+  mfsearch dashboard smoke -o results/smoke.html --tracking-uri sqlite:///runs/mlflow.db
+
+The page: the Pareto scatter (hover: per-stage architecture), parallel coordinates over the per-stage
+choices coloured by accuracy, the mixers of each stage among front members, accuracy per epoch and
+the baselines table. dashboards/README.md explains it, with the MLflow UI views that complement it.
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("dashboard", help="write a self-contained HTML dashboard of a sweep",
+                       description="Write one HTML page (plotly.js inlined: no server, no network) showing a "
+                                   "sweep's fronts, per-stage choices, winners' mixers, learning curves and the "
+                                   "paper's families.",
+                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("sweep", help="sweep name (its MLflow experiment) or the sweep's parent run id")
+    p.add_argument("-o", "--out", help="the HTML file (default: ./<sweep>-dashboard.html)")
+    p.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else "
+                                          "sqlite:///./mlflow.db)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..analysis.dashboard import write_dashboard
+    from ..analysis.fronts import pareto_report
+    from ..analysis.sweep_data import load_sweep
+    from ..errors import MfsearchError
+
+    out = Path(args.out or f"{args.sweep}-dashboard.html")
+    if out.is_dir():
+        raise MfsearchError(f"-o {out} is a folder; give a file name such as {out / 'dashboard.html'}")
+    sweep = load_sweep(args.sweep, args.tracking_uri, history=True)
+    path = write_dashboard(pareto_report(sweep), out)
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, opens offline in any browser)")
+    return 0
