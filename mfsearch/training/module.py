@@ -44,6 +44,8 @@ class ClassificationModule(L.LightningModule):
                            label_smoothing=recipe.label_smoothing, num_classes=num_classes) if use_mix else None
         self.soft_loss = SoftTargetCrossEntropy()
         self.ema = ModelEmaV3(self.model, decay=recipe.ema_decay) if recipe.ema else None
+        if self.ema is not None:
+            self.ema.requires_grad_(False)  # averaged, never optimised
         top5 = min(5, num_classes)
         self.metrics = nn.ModuleDict({
             f"{split}_{k}": MulticlassAccuracy(num_classes, top_k=top_k, average="micro")

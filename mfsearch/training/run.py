@@ -111,7 +111,8 @@ def _trainer(recipe: TrainConfig, callbacks: list, progress: bool) -> L.Trainer:
     # Lightning's tips and hints about workers/logging on small CPU runs are noise for our users;
     # `train` prints its own one-line summary instead.
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
-    for pattern in (".*does not have many workers.*", ".*LightningModule.log.*", ".*LeafSpec.*is deprecated.*"):
+    for pattern in (".*does not have many workers.*", ".*LightningModule.log.*", ".*LeafSpec.*is deprecated.*",
+                    ".*module\\(s\\) in eval mode.*"):  # the EMA copy stays in eval mode by design
         warnings.filterwarnings("ignore", message=pattern)
     os.environ.setdefault("PL_DISABLE_FORK", "1")
     return L.Trainer(
