@@ -120,3 +120,31 @@ def test_bad_space_fails_before_ray_and_mlflow(tmp_path, cifar10_root, text, mes
     assert str(space) in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "mlflow.db").exists()
     assert not (tmp_path / "mfsearch_runs").exists()
+
+
+FAILING = """
+name: failing
+data: {dataset: cifar10, img_size: 32, train_subset: 200, val_subset: 100}
+train: {recipe: small, epochs: 1, overrides: {batch_size: 50}}
+space:
+  fixed: {stem: {kernel_size: 3, stride: 2, padding: 1}}
+  stages:
+    - {depth: 1, dim: 32, mixer: pooling, layer_scale_init: [1.0e+30, 1.0]}   # 1e30 blows the loss up
+    - {depth: 1, dim: 64, mixer: pooling}
+baselines: none
+search: {algorithm: grid, num_samples: 2}
+"""
+
+
+def test_failed_trial_is_recorded_and_sweep_goes_on(tmp_path, cifar10_root):
+    space = tmp_path / "failing.yaml"
+    space.write_text(FAILING)
+    out = cli("run", str(space), "--data-root", str(cifar10_root), cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "1 failed" in out.stdout and "non-finite" in out.stdout
+    client, parents, children = child_runs(tmp_path / "mlflow.db", "failing")
+    statuses = sorted((c.info.status, c.data.tags["mfsearch.status"]) for c in children)
+    assert statuses == [("FAILED", "failed"), ("FINISHED", "completed")]
+    failed = next(c for c in children if c.info.status == "FAILED")
+    assert "non-finite" in failed.data.tags["error"] or "FloatingPointError" in failed.data.tags["error"]
+    assert client.get_run(parents[0].info.run_id).data.metrics["sweep/failed"] == 1

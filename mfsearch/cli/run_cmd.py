@@ -92,7 +92,8 @@ def print_summary(result) -> None:
         rows.append(["*" if i in front else "", t["family"], f"{m['val/acc1']:.2f}", f"{m['cost/macs'] / 1e6:.2f}",
                      f"{m['cost/params'] / 1e6:.3f}", f"{m.get('cost/latency_ms', float('nan')):.2f}", stages])
     print(f"\nsweep {result.name}: {len(result.trials)} trials in {result.wall_time_s / 60:.1f} min; "
-          f"{len(result.failed)} failed; {result.rejected} candidates rejected by constraints"
+          f"{len(result.failed)} failed; {result.rejected} candidate{'s' if result.rejected != 1 else ''} "
+          f"rejected by constraints"
           + (f" ({', '.join(f'{k}: {v}' for k, v in result.rejection_reasons.items())})" if result.rejection_reasons else ""))
     if rows:
         print(f"\nTrials at full fidelity ({full} epochs); * = Pareto front (val/acc1 up, MACs down):")

@@ -52,8 +52,11 @@ class OptunaProposer:
     """Optuna ask-and-tell; several objectives make a multi-objective study."""
 
     def __init__(self, space: ArchSpace, seed: int, objectives: tuple[Objective, ...], algorithm: str):
+        import warnings
+
         import optuna
         optuna.logging.set_verbosity(optuna.logging.WARNING)
+        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # TPE `group`
         self.dims = dimensions(space)
         directions = ["maximize" if o.mode == "max" else "minimize" for o in objectives]
         if algorithm == "optuna-nsga2":
