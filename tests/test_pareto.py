@@ -103,3 +103,40 @@ def test_front_ties_and_duplicates_with_baselines():
 def test_no_latency_front_when_a_trial_lacks_it():
     latency = COST_AXES[2]
     assert build_front([trial("a", 80, 10e6)], latency) is None
+
+
+def _sweep(trials, dataset: str, num_classes: int, img_size: int):
+    from mfsearch.analysis.sweep_data import Sweep
+    return Sweep("demo", "1", "parent", "sqlite:///unused.db",
+                 {"num_classes": num_classes, "img_size": img_size, "data": {"dataset": dataset}}, tuple(trials))
+
+
+def test_published_points_only_on_imagenet_1k_at_224():
+    from mfsearch.analysis.fronts import published_reference
+    trials = [trial("a", 80, 2e9)]
+    rows = published_reference(_sweep(trials, "imagefolder", 1000, 224))
+    assert len(rows) == 23 and {r.resolution for r in rows} == {224} and {r.pretrain for r in rows} == {"in1k"}
+    assert published_reference(_sweep(trials, "cifar10", 10, 32)) == []
+    assert published_reference(_sweep(trials, "imagefolder", 1000, 384)) == []
+    assert published_reference(_sweep(trials, "imagefolder", 100, 224)) == []
+
+
+def test_plots_draw_fronts_baselines_stopped_trials_and_published_points(tmp_path):
+    from PIL import Image
+
+    from mfsearch.analysis.fronts import pareto_report
+    from mfsearch.analysis.plots import log_ticks, use_log_x, write_html, write_png
+    trials = [trial("a", 76.0, 1.5e9, params=10e6), trial("b", 81.0, 4.0e9, params=25e6),
+              trial("c", 79.0, 9.0e9, params=50e6), trial("early", 70.0, 2.0e9, epochs=1),
+              trial("pool", 78.0, 1.8e9, family="poolformerv2", params=11.9e6),
+              trial("ca", 83.6, 4.1e9, family="caformer", epochs=1, params=26e6)]
+    report = pareto_report(_sweep(trials, "imagefolder", 1000, 224))
+    assert [f.axis.key for f in report.fronts] == ["macs", "params"]   # no latency measured
+    png, page = write_png(report, tmp_path / "p.png"), write_html(report, tmp_path / "p.html")
+    assert Image.open(png).width > 1000
+    text = page.read_text()
+    for part in ("caformer (paper, ImageNet-1K)", "caformer (1 ep)", "poolformerv2", "Pareto front",
+                 "stage 0: pooling x2 @64"):
+        assert part in text, part
+    assert use_log_x([1.5, 9.0]) and not use_log_x([4.5, 7.2])
+    assert log_ticks(3.0, 41.0) == [5.0, 10.0, 20.0, 50.0]

@@ -125,6 +125,7 @@ def build_front(trials: Sequence[TrialRecord], axis: CostAxis) -> Front | None:
     usable = [t for t in trials if ACCURACY in t.metrics and axis.metric in t.metrics]
     if not usable or len(usable) < len([t for t in trials if ACCURACY in t.metrics]):
         return None  # a cost some trial lacks (latency not measured) cannot rank them all
+    axis = display_unit(axis, max(t.metrics[axis.metric] for t in usable))
     fidelity, at_top = highest_fidelity([t.epochs for t in usable])
     compared = [usable[i] for i in at_top]
     lower = tuple(t for t in usable if t.epochs != fidelity)
@@ -142,6 +143,13 @@ def build_front(trials: Sequence[TrialRecord], axis: CostAxis) -> Front | None:
                  tuple(baselines[j] for j in pareto_indices(base_points, MAXIMIZE)), reference,
                  normalized_hypervolume(points, MAXIMIZE, reference, ideal),
                  normalized_hypervolume(base_points, MAXIMIZE, reference, ideal))
+
+
+def display_unit(axis: CostAxis, largest: float) -> CostAxis:
+    """Millions switch to billions once a cost reaches 1e9 (ImageNet MACs: 4.1 G, not 4100 M)."""
+    if axis.unit == "M" and largest >= 1e9:
+        return dataclasses.replace(axis, unit="G", scale=1e9)
+    return axis
 
 
 def epochs_text(n: int) -> str:

@@ -44,12 +44,21 @@ def _x(front: Front, trial: TrialRecord) -> float:
 
 
 def _published(report: ParetoReport, front: Front) -> list[tuple[str, float, float]]:
+    """(model, cost, top-1) of the paper's published results, ordered by family and size."""
     out = []
     for row in published_reference(report.sweep):
         cost = published_cost(row, front.axis)
         if cost is not None:
             out.append((row.model, cost / front.axis.scale, row.top1))
     return out
+
+
+def _published_by_family(published: list[tuple[str, float, float]]) -> dict[str, list[tuple[str, float, float]]]:
+    """One scaling curve per family (the paper plots them so; 23 labelled points would be noise)."""
+    families: dict[str, list[tuple[str, float, float]]] = {}
+    for point in published:
+        families.setdefault(point[0].split("_")[0], []).append(point)
+    return {f: sorted(points, key=lambda p: p[1]) for f, points in families.items()}
 
 
 def _staircase(front: Front) -> tuple[list[float], list[float]]:
@@ -119,7 +128,8 @@ def _legend_handles(report: ParetoReport) -> dict[str, object]:
         handles[f"hollow: stopped early (< {top} epochs, not compared)"] = marker(
             marker="o", ms=6, mfc="none", mec=LOWER_FIDELITY_COLOR)
     if published_reference(report.sweep):
-        handles["paper, ImageNet-1K 224 px (published)"] = marker(marker="+", ms=8, color="black")
+        handles["the paper's ImageNet-1K results (+, per family)"] = Line2D(
+            [], [], color="#777777", lw=1, marker="+", ms=8, alpha=0.7)
     return handles
 
 
@@ -156,10 +166,12 @@ def _draw_panel(ax, report: ParetoReport, front: Front) -> None:
                    edgecolors=FRONT_COLOR if front.is_member(t) else "white", linewidths=1.6, zorder=4)
         ax.annotate(t.family, (_x(front, t), t.metrics[ACCURACY]), xytext=(6, 5), textcoords="offset points",
                     fontsize=9, color=color, fontweight="bold")
-    if published:
-        ax.scatter([p[1] for p in published], [p[2] for p in published], marker="+", s=50, color="black", zorder=2)
-        for name, x, y in published:
-            ax.annotate(name, (x, y), xytext=(3, -9), textcoords="offset points", fontsize=6, color="#555555")
+    for family, points in _published_by_family(published).items():
+        color = family_color(family)
+        ax.plot([p[1] for p in points], [p[2] for p in points], color=color, lw=1, alpha=0.55, marker="+", ms=8,
+                zorder=1)
+        ax.annotate(f"{family} (paper)", (points[-1][1], points[-1][2]), xytext=(4, 2), textcoords="offset points",
+                    fontsize=7, color=color, alpha=0.8)
     ax.set_xlabel(f"{front.axis.label} ({front.axis.unit}{', log scale' if ax.get_xscale() == 'log' else ''})")
     ax.set_ylabel(f"{ACCURACY} (%)")
     ax.set_title(f"{_title(front)}\n{_hv_line(front)}", fontsize=10)
@@ -179,12 +191,18 @@ def _data_line(report: ParetoReport) -> str:
 
 # ---------------------------------------------------------------- HTML (plotly)
 
+def _count(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value / 1e9:.2f} G" if value >= 1e9 else f"{value / 1e6:.3g} M"
+
+
 def hover_text(trial: TrialRecord, front: Front | None = None) -> str:
     """Per-stage architecture, accuracy and costs of a trial, as plotly hover HTML."""
     m = trial.metrics
     lines = [f"<b>{html.escape(trial.label)}</b> (run {trial.run_id[:8]}, {trial.status}, {trial.epochs} ep)",
              f"{ACCURACY} {m[ACCURACY]:.2f} %",
-             f"MACs {m.get('cost/macs', math.nan) / 1e6:.2f} M, params {m.get('cost/params', math.nan) / 1e6:.3f} M"
+             f"MACs {_count(m.get('cost/macs'))}, params {_count(m.get('cost/params'))}"
              + (f", latency {m['cost/latency_ms']:.2f} ms" if "cost/latency_ms" in m else "")]
     for i, s in enumerate(trial.stages):
         lines.append(f"stage {i}: {html.escape(s.describe())}"
@@ -247,10 +265,11 @@ def plotly_figure(report: ParetoReport, height: int = 520):
         add(col, "on the front (outlined)", 200, mode="markers", x=[None], y=[None], hoverinfo="skip",
             marker=dict(color="white", size=12, line=dict(color=FRONT_COLOR, width=2)))
         published = _published(report, front)
-        if published:
-            add(col, "paper, ImageNet-1K 224 px (published)", 950, mode="markers", x=[p[1] for p in published],
-                y=[p[2] for p in published], marker=dict(symbol="cross-thin-open", size=9, color="black"),
-                hovertext=[f"{p[0]} (published): top-1 {p[2]} %" for p in published], hoverinfo="text")
+        for family, points in _published_by_family(published).items():
+            add(col, f"{family} (paper, ImageNet-1K)", 950, mode="lines+markers", x=[p[1] for p in points],
+                y=[p[2] for p in points], opacity=0.6, line=dict(color=family_color(family), width=1),
+                marker=dict(symbol="cross-thin-open", size=9, color=family_color(family)),
+                hovertext=[f"{p[0]} (published): top-1 {p[2]} %" for p in points], hoverinfo="text")
         xs = [_x(front, t) for t in front.compared + front.lower_fidelity] + [p[1] for p in published]
         log = use_log_x(xs)
         ticks = log_ticks(min(xs), max(xs)) if log else None

@@ -33,10 +33,10 @@ def run(args: argparse.Namespace) -> int:
     from ..analysis.sweep_data import load_sweep
     from ..errors import MfsearchError
 
-    out = Path(args.out or f"{args.sweep}-dashboard.html")
-    if out.is_dir():
-        raise MfsearchError(f"-o {out} is a folder; give a file name such as {out / 'dashboard.html'}")
+    if args.out and Path(args.out).is_dir():
+        raise MfsearchError(f"-o {args.out} is a folder; give a file name such as {Path(args.out) / 'dashboard.html'}")
     sweep = load_sweep(args.sweep, args.tracking_uri, history=True)
+    out = Path(args.out or f"{sweep.name}-dashboard.html")
     path = write_dashboard(pareto_report(sweep), out)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, opens offline in any browser)")
     return 0

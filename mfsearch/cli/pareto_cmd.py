@@ -62,9 +62,8 @@ def print_report(report) -> None:
         member = next((m for m in main.members if m.trial.run_id == t.run_id), None)
         beats = ", ".join(b.label for b in member.dominates) if member else ""
         m = t.metrics
-        rows.append([marks, t.family, t.trial_id, f"{m[ACCURACY]:.2f}", f"{m['cost/macs'] / 1e6:.2f}",
-                     f"{m['cost/params'] / 1e6:.3f}",
-                     f"{m['cost/latency_ms']:.2f}" if "cost/latency_ms" in m else "-", beats, t.describe()])
+        rows.append([marks, t.family, t.trial_id, f"{m[ACCURACY]:.2f}", _num(m.get("cost/macs"), 1e6, 2),
+                     _num(m.get("cost/params"), 1e6, 3), _num(m.get("cost/latency_ms"), 1, 2), beats, t.describe()])
     print(f"sweep {report.sweep.name}: {len(report.sweep.finished)} finished trials; compared at "
           f"{epochs_text(main.fidelity)}: {len(main.compared)}"
           + (f"; stopped earlier (shown, not compared): {len(main.lower_fidelity)}" if main.lower_fidelity else ""))
@@ -79,3 +78,7 @@ def print_report(report) -> None:
     print(format_table(["cost", "epochs", "trials", "front", "HV all", "HV baselines", "reference cost"], hv_rows,
                        align="lrrrrrr"))
     print("HV: share of the box from (val/acc1 0 %, reference cost) to (100 %, 0) dominated by the trials.")
+
+
+def _num(value: float | None, scale: float, digits: int) -> str:
+    return "-" if value is None else f"{value / scale:.{digits}f}"

@@ -1,0 +1,1 @@
+"""After a search: export chosen architectures (weights, ONNX, TorchScript, model card, registry) and retrain them."""

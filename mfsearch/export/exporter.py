@@ -109,11 +109,11 @@ def export_sweep(ref: str, out: str | Path, selection: Selection, *, tracking_ur
 
 def _export_one(sweep: Sweep, trial: TrialRecord, folder: Path, name: str, formats: Sequence[str],
                 why: str) -> dict[str, float]:
-    from ..api import create_model, resolve_arch
+    from ..api import create_model
 
     arch_path, weights_path = download_trial_files(sweep, trial, folder)
-    img_size = resolve_arch(str(arch_path)).img_size
     model = create_model(str(arch_path), pretrained=str(weights_path)).eval()
+    img_size = model.arch.img_size
     files = {"arch.yaml": "the architecture: `mfsearch.create_model(\"arch.yaml\")` builds it",
              "weights.safetensors": "the trained weights of the trial"}
     checks: dict[str, float] = {}

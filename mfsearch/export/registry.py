@@ -25,20 +25,18 @@ def register_model(model: nn.Module, img_size: int, name: str, tracking_uri: str
     import mlflow
     from mlflow.tracking import MlflowClient
 
-    previous = (mlflow.get_tracking_uri(), mlflow.get_registry_uri())
     logging.getLogger("mlflow").setLevel(logging.ERROR)
     try:
-        mlflow.set_tracking_uri(tracking_uri)
-        mlflow.set_registry_uri(tracking_uri)
+        _point_fluent_api_at(tracking_uri)
         example = example_input(img_size, 2).numpy()
         with torch.no_grad(), warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), \
                 mlflow.start_run(run_id=run_id):
             warnings.simplefilter("ignore")
             info = mlflow.pytorch.log_model(model.eval(), name="model", registered_model_name=name,
-                                            serialization_format="pt2", input_example=example,
-                                            pip_requirements=["mfsearch", "torch"])
+                                            input_example=example, pip_requirements=["mfsearch", "torch"],
+                                            **_pt2_if_supported(mlflow.pytorch.log_model))
         version = str(info.registered_model_version)
-        client = MlflowClient(tracking_uri)
+        client = MlflowClient(tracking_uri, registry_uri=tracking_uri)
         for key, value in tags.items():
             client.set_model_version_tag(name, version, key, value)
         return version
@@ -48,5 +46,37 @@ def register_model(model: nn.Module, img_size: int, name: str, tracking_uri: str
         raise MfsearchError(f"--register {name}: MLflow could not register the model: {type(err).__name__}: "
                             f"{str(err).splitlines()[0] if str(err) else ''}") from err
     finally:
-        mlflow.set_tracking_uri(previous[0])
-        mlflow.set_registry_uri(previous[1])
+        _restore_fluent_api()
+
+
+def _pt2_if_supported(log_model) -> dict:
+    """MLflow >= 3.x's safe ``pt2`` format where it exists; older 3.x pickles (its only format)."""
+    import inspect
+    return {"serialization_format": "pt2"} if "serialization_format" in inspect.signature(log_model).parameters else {}
+
+
+_SAVED: list[tuple] = []
+
+
+def _point_fluent_api_at(uri: str) -> None:
+    """Set the fluent API's tracking and registry URIs, remembering the caller's settings.
+
+    ``mlflow.get_tracking_uri()`` answers a default when nothing was set; setting that default back
+    would pin it (and a later ``MlflowClient(uri)`` would read the registry of ./mlflow.db). So the
+    module globals behind ``set_tracking_uri``/``set_registry_uri`` are saved and restored as they were.
+    """
+    import mlflow
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    _SAVED.append((getattr(tracking_utils, "_tracking_uri", None), getattr(registry_utils, "_registry_uri", None)))
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+
+
+def _restore_fluent_api() -> None:
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    if _SAVED:
+        tracking_utils._tracking_uri, registry_utils._registry_uri = _SAVED.pop()

@@ -143,6 +143,9 @@ def retrain(source: str, *, epochs: int | None = None, recipe: str | None = None
     train_cfg = build_recipe(src, recipe, epochs, recipe_sets)
     data = build_data(src, full_train, data_sets)
     uri = tracking_uri or _reachable(src.tracking_uri) or resolve_tracking_uri(None)
+    experiment = experiment or f"{src.sweep}-retrain"
+    if uri == src.tracking_uri:
+        _create_beside_sweep(uri, experiment, src.sweep)
     with tempfile.TemporaryDirectory() as tmp:
         arch_path = Path(tmp) / "arch.yaml"
         arch_path.write_text(src.arch_yaml)
@@ -150,9 +153,23 @@ def retrain(source: str, *, epochs: int | None = None, recipe: str | None = None
                 "mfsearch.source_sweep": src.sweep, "mfsearch.source_tracking_uri": src.tracking_uri,
                 FAMILY_TAG: src.family, "mfsearch.full_train": str(full_train).lower(),
                 "mlflow.note.content": f"Retrained from trial {src.trial_id} (run {src.run_id}) of sweep {src.sweep}."}
-        return train(str(arch_path), data, train_cfg, tracking_uri=uri, experiment=experiment or f"{src.sweep}-retrain",
+        return train(str(arch_path), data, train_cfg, tracking_uri=uri, experiment=experiment,
                      run_name=f"retrain-{src.family.replace(':', '-')}-{src.trial_id}", tags=tags, progress=progress,
                      extra_params={"source_run_id": src.run_id, "full_train": full_train})
+
+
+def _create_beside_sweep(uri: str, experiment: str, sweep: str) -> None:
+    """Create the retrain experiment with its artifacts next to the sweep's (MLflow's default would
+    be ./mlruns under whatever folder the command runs in, far from the store it logs to)."""
+    _, client = open_client(uri)
+    if client.get_experiment_by_name(experiment) is not None:
+        return
+    source = client.get_experiment_by_name(sweep)
+    location = source.artifact_location if source is not None else ""
+    if location.startswith("file://"):
+        location = location[len("file://"):]
+    if location.startswith("/"):  # a local folder: a sibling of the sweep's experiment folder
+        client.create_experiment(experiment, artifact_location=str(Path(location).parent / experiment))
 
 
 def _reachable(uri: str) -> str | None:
