@@ -74,12 +74,11 @@ def test_smoke_sweep_then_kill_and_resume(tmp_path, cifar10_root):
                             start_new_session=True)
     deadline = time.time() + 300
     db = work / "mlflow.db"
-    while time.time() < deadline:
-        time.sleep(2)
-        if db.exists():
-            _, _, kids = child_runs(db)
-            if any(k.info.status == "FINISHED" for k in kids):
-                break
+    # Wait for a trial's first checkpoint on disk (not by polling the SQLite store: a reader racing
+    # the driver's schema creation is the MLflow pitfall the driver-only writer design avoids).
+    while time.time() < deadline and not list((work / "mfsearch_runs" / "smoke").glob("trial_*/checkpoint_*")):
+        time.sleep(1)
+    time.sleep(3)
     os.killpg(proc.pid, signal.SIGKILL)  # the driver and the local Ray it started
     proc.wait()
     out = cli("run", "--resume", "smoke", cwd=work)

@@ -199,6 +199,11 @@ def _fit(spec: SearchSpec, baselines: list, num_classes: int, img_size: int, nam
           f"{concurrency} at a time, {res.cpus_per_trial:g} CPU / {res.gpus_per_trial:g} GPU each; "
           f"MLflow {tracking_uri}", flush=True)
     grid = tuner.fit()
+    if resume:
+        # Trials the killed driver had started after Tune's last saved state are unknown to the
+        # restored experiment (their candidates are suggested again under new ids): drop their runs.
+        _delete_children(tracking_uri, name, parent_run_id,
+                         keep={str((r.metrics or {}).get("trial_id")) for r in grid})
     searcher = _find_searcher(tuner)
     logger = _find_callback(tuner, "MlflowTrialLogger")
     trials = []
@@ -218,12 +223,16 @@ def trial_dirname(trial) -> str:
     return f"trial_{trial.trial_id}"
 
 
-def _delete_children(tracking_uri: str, experiment: str, parent_run_id: str) -> None:
+def _delete_children(tracking_uri: str, experiment: str, parent_run_id: str, keep: set[str] = frozenset()) -> None:
+    """Delete the sweep's child runs, except those of the trials in ``keep``."""
+    from .mlflow_callback import TRIAL_TAG
     client = MlflowRun(tracking_uri, experiment).client
     exp = client.get_experiment_by_name(experiment)
     if exp is not None:
-        for run in client.search_runs([exp.experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{parent_run_id}'"):
-            client.delete_run(run.info.run_id)
+        for run in client.search_runs([exp.experiment_id], max_results=50000,
+                                      filter_string=f"tags.`mlflow.parentRunId` = '{parent_run_id}'"):
+            if run.data.tags.get(TRIAL_TAG) not in keep:
+                client.delete_run(run.info.run_id)
 
 
 def _find_searcher(tuner):
