@@ -83,8 +83,8 @@ def main() -> None:
     parser.add_argument("--data-root", required=True)
     parser.add_argument("--trials", type=int, default=4)
     parser.add_argument("--epochs", type=int, default=5,
-                        help="epochs per training (default 5: ~40 s trials, like the shipped spaces; '2 makes
-                             '~20 s trials where the ~20 s of first-worker start-up shows as overhead)")
+                        help="epochs per training (default 5: ~40 s trials, like the shipped spaces; 2 gives "
+                             "~20 s trials, where the ~20 s of first-worker start-up shows as overhead)")
     parser.add_argument("--train-subset", type=int, default=4000)
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch threads per training")
     parser.add_argument("--no-packing", dest="packing", action="store_false",
