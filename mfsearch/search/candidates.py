@@ -12,9 +12,9 @@ from typing import Any
 from ..config import ArchConfig, parse_arch
 from ..cost import ModelCost, count_config
 from ..errors import ConfigError
-from ..presets import FAMILIES, family_arch, preset_raw
+from ..presets import family_arch, preset_raw
 from .space import ArchSpace, SearchSpec
-from .values import Choice, Dimension, Fixed, Range, Shared, grid_product
+from .values import Choice, Dimension, Fixed, Shared, grid_product
 
 SEARCHED = "searched"
 
@@ -151,9 +151,5 @@ def feasibility(spec: SearchSpec, num_classes: int, img_size: int, samples: int 
     return ok, samples, {k: (min(v), max(v)) if v else None for k, v in seen.items()}
 
 
-def family_names() -> list[str]:
-    return list(FAMILIES)
-
-
 __all__ = ["Candidate", "SEARCHED", "baseline_candidates", "build_arch", "check_candidate", "dimensions",
-           "evaluate", "feasibility", "grid_params", "sample_params", "Range"]
+           "evaluate", "feasibility", "grid_params", "sample_params"]

@@ -8,7 +8,6 @@ finished gets its partial run deleted and a fresh one, so every trial appears ex
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from ray.tune import Callback
 
@@ -101,7 +100,3 @@ def _error_text(trial) -> str:
         if lines:
             return lines[-1].strip()
     return str(getattr(trial, "error_msg", None) or "unknown error")
-
-
-def flat_result(result: dict[str, Any]) -> dict[str, float]:
-    return {k: float(v) for k, v in result.items() if k in REPORTED}

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 import shutil
 import time
@@ -22,7 +21,7 @@ from ..tracking import MlflowRun, resolve_tracking_uri
 from ..tracking.mlflow_store import flatten
 from .candidates import baseline_candidates, feasibility
 from .proposers import GridProposer
-from .space import SearchSpec, load_search_spec, parse_search_spec
+from .space import SearchSpec, load_search_spec
 
 STATE_FILE = "mfsearch_state.json"
 SPACE_COPY = "space.yaml"
