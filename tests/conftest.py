@@ -12,6 +12,22 @@ CIFAR10 = Path(os.environ.get("MFSEARCH_TEST_CIFAR10", ROOT.parent / "shared" / 
 # Never reach for the network from tests.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+# Tests choose their MLflow store themselves (most check the default, ./mlflow.db); a user's
+# MLFLOW_TRACKING_URI must not send test runs to their server, nor reach the subprocesses tests start.
+MLFLOW_URI_VARS = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+for _var in MLFLOW_URI_VARS:
+    os.environ.pop(_var, None)
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_mlflow_uri():
+    """Fail the test that leaves an MLflow URI in os.environ (MLflow's fluent setters export one),
+    which would silently redirect every later test's runs and subprocesses to its store."""
+    yield
+    leaked = {var: os.environ.pop(var) for var in MLFLOW_URI_VARS if var in os.environ}
+    if leaked:
+        pytest.fail(f"the test left {leaked} in os.environ")
+
 
 @pytest.fixture
 def cifar10_root() -> Path:

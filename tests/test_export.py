@@ -3,6 +3,7 @@ errors, through the CLI entry point (in process, for speed; the sweep itself run
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -127,9 +128,13 @@ def test_export_top_k_overwrite_register_then_retrain(sweep, tmp_path, capsys, m
                            "--tracking-uri", sweep.tracking_uri)
     assert code == 2 and "exists and is not empty" in err and len(err.strip().splitlines()) == 1
     assert (out / "keep.txt").read_text() == "an earlier export"          # untouched
+    env_before = {var: os.environ.get(var) for var in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
     code, stdout, err = run_cli(capsys, "export", "smoke", "--top-k", "1", "--out", str(out), "--format", "",
                                 "--overwrite", "--register", "smoke-best", "--tracking-uri", sweep.tracking_uri)
     assert code == 0, err
+    # MLflow's fluent setters export these for subprocesses; registering must not leave them behind
+    # (they would send every later sweep in this process to this store).
+    assert {var: os.environ.get(var) for var in env_before} == env_before
     (folder,) = list(out.iterdir())
     assert {p.name for p in folder.iterdir()} == {"arch.yaml", "weights.safetensors", "README.md", "export.json"}
     assert not list(tmp_path.glob(".best*"))                               # no staging folder left

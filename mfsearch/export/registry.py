@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import os
 import warnings
 
 import torch
@@ -56,6 +57,7 @@ def _pt2_if_supported(log_model) -> dict:
 
 
 _SAVED: list[tuple] = []
+_URI_ENV_VARS = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
 
 
 def _point_fluent_api_at(uri: str) -> None:
@@ -64,12 +66,16 @@ def _point_fluent_api_at(uri: str) -> None:
     ``mlflow.get_tracking_uri()`` answers a default when nothing was set; setting that default back
     would pin it (and a later ``MlflowClient(uri)`` would read the registry of ./mlflow.db). So the
     module globals behind ``set_tracking_uri``/``set_registry_uri`` are saved and restored as they were.
+    Those setters also export ``MLFLOW_TRACKING_URI``/``MLFLOW_REGISTRY_URI`` into ``os.environ`` (for
+    subprocesses to inherit); left there, every later subprocess of the caller, a sweep's Ray workers
+    included, would write to this store. The environment is saved and restored with them.
     """
     import mlflow
     from mlflow.tracking._model_registry import utils as registry_utils
     from mlflow.tracking._tracking_service import utils as tracking_utils
 
-    _SAVED.append((getattr(tracking_utils, "_tracking_uri", None), getattr(registry_utils, "_registry_uri", None)))
+    _SAVED.append((getattr(tracking_utils, "_tracking_uri", None), getattr(registry_utils, "_registry_uri", None),
+                   {var: os.environ.get(var) for var in _URI_ENV_VARS}))
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
 
@@ -79,4 +85,9 @@ def _restore_fluent_api() -> None:
     from mlflow.tracking._tracking_service import utils as tracking_utils
 
     if _SAVED:
-        tracking_utils._tracking_uri, registry_utils._registry_uri = _SAVED.pop()
+        tracking_utils._tracking_uri, registry_utils._registry_uri, env = _SAVED.pop()
+        for var, value in env.items():
+            if value is None:
+                os.environ.pop(var, None)
+            else:
+                os.environ[var] = value
