@@ -5,7 +5,7 @@ not the bottleneck: training images/s on the real CIFAR JPEGs against in-memory 
 decoding, no augmentation) for the same model, in the same run.
 
     python benchmarks/train_quality.py --data-root ../shared/data/cifar10
-    python benchmarks/train_quality.py --data-root ../shared/data/cifar10 --models convformer --epochs 12
+    python benchmarks/train_quality.py --data-root ../shared/data/cifar10 --models caformer --loader-check-epochs 0
 
 Targets (issue 3): the best model reaches >= 60% val accuracy within 10 minutes of wall time on a
 2-core CPU; real-data images/s >= 90% of in-memory images/s.
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import statistics
 import time
 
 import lightning as L
@@ -71,10 +72,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-root", default=None, help="CIFAR-10 root (default: $MFSEARCH_DATA_DIR/cifar10)")
     parser.add_argument("--models", nargs="+", default=FAMILIES, choices=FAMILIES)
-    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--epochs", type=int, default=18,
+                        help="epochs per model (default 18: the documented setting for the 60%% target)")
     parser.add_argument("--train-subset", type=int, default=10000)
     parser.add_argument("--loader-check-epochs", type=int, default=2,
-                        help="epochs for the real-vs-in-memory images/s check (0: skip)")
+                        help="epochs per run of the real-vs-in-memory images/s check (0: skip)")
+    parser.add_argument("--loader-check-rounds", type=int, default=3,
+                        help="alternating real / in-memory runs of that check; the median ratio is kept")
     args = parser.parse_args()
 
     data = DataConfig(dataset="cifar10", root=args.data_root, img_size=32, train_subset=args.train_subset,
@@ -93,20 +97,45 @@ def main() -> None:
         print(f"{family:15s} val/acc1 {result.metrics['val/acc1']:6.2f}  wall {wall / 60:5.2f} min  "
               f"train {ips:7.1f} img/s  MACs {result.metrics['cost/macs'] / 1e6:5.1f}M  "
               f"params {result.metrics['cost/params'] / 1e6:.2f}M", flush=True)
-    best = max(rows, key=lambda r: r[1])
-    verdict = "PASS" if best[1] >= 60.0 and best[2] <= 600 else "FAIL"
-    print(f"\nbest: {best[0]} {best[1]:.2f}% in {best[2] / 60:.2f} min -> target >= 60% within 10 min: {verdict}")
+    # The target is about the best model one can train in a 10-minute budget, so slower models
+    # are not candidates for it, however accurate.
+    in_budget = [r for r in rows if r[2] <= 600]
+    if in_budget:
+        best = max(in_budget, key=lambda r: r[1])
+        verdict = "PASS" if best[1] >= 60.0 else "FAIL"
+        print(f"\nbest within 10 min: {best[0]} {best[1]:.2f}% in {best[2] / 60:.2f} min "
+              f"-> target >= 60% within 10 min: {verdict}")
+    else:
+        print("\nno model finished within 10 min -> target >= 60% within 10 min: FAIL")
 
-    if args.loader_check_epochs:
-        family = best[0]
-        check = resolve_recipe("small", None, {"epochs": args.loader_check_epochs})
-        real = train(small_arch(family), data, check, log_to_mlflow=False, progress=False, run_test=False)
-        real_ips = real.history[-1]["train/images_per_s"]
-        mem_ips = in_memory_images_per_s(small_arch(family), check, args.train_subset, args.loader_check_epochs)
-        ratio = real_ips / mem_ips
-        print(f"data loading ({family}, last of {args.loader_check_epochs} epochs): real JPEGs {real_ips:.1f} img/s, "
-              f"in-memory tensors {mem_ips:.1f} img/s, ratio {ratio:.2f} -> target >= 0.90: "
-              f"{'PASS' if ratio >= 0.9 else 'FAIL'}")
+    if args.loader_check_epochs and args.loader_check_rounds:
+        loader_check(max(rows, key=lambda r: r[3])[0], data, args)
+
+
+def loader_check(family: str, data: DataConfig, args) -> None:
+    """Real JPEGs against in-memory tensors for the fastest model (where loading weighs most).
+
+    The two run in alternating order, round after round, and the median per-round ratio is kept:
+    on a shared machine the speed drifts by 20-40% within minutes, far more than loading costs.
+    """
+    check = resolve_recipe("small", None, {"epochs": args.loader_check_epochs})
+    ratios = []
+    for round_ in range(args.loader_check_rounds):
+        runs = {}
+        for kind in (("real", "memory") if round_ % 2 == 0 else ("memory", "real")):
+            if kind == "real":
+                result = train(small_arch(family), data, check, log_to_mlflow=False, progress=False, run_test=False)
+                runs[kind] = result.history[-1]["train/images_per_s"]
+            else:
+                runs[kind] = in_memory_images_per_s(small_arch(family), check, args.train_subset,
+                                                    args.loader_check_epochs)
+        ratios.append(runs["real"] / runs["memory"])
+        print(f"data loading ({family}, last of {args.loader_check_epochs} epochs), round {round_ + 1}: "
+              f"real JPEGs {runs['real']:.1f} img/s, in-memory tensors {runs['memory']:.1f} img/s, "
+              f"ratio {ratios[-1]:.2f}", flush=True)
+    ratio = statistics.median(ratios)
+    print(f"data loading: median ratio real / in-memory {ratio:.2f} -> target >= 0.90: "
+          f"{'PASS' if ratio >= 0.9 else 'FAIL'}")
 
 
 if __name__ == "__main__":
