@@ -76,6 +76,11 @@ def test_val_split_and_subsets_balanced_disjoint_deterministic(cifar10_root):
     # The validation split does not depend on the train subset drawn after it.
     bigger = build_splits(small(cifar10_root, seed=0, train_subset=800, val_subset=None))
     assert set(a.val.files) <= set(bigger.val.files)
+    # train_on_val (retrain --full-train): exactly the train and validation images, nothing held out.
+    merged = build_splits(small(cifar10_root, seed=0, train_on_val=True))
+    assert merged.train.files == a.train.files + a.val.files and len(merged.val) == 0
+    assert np.array_equal(merged.train.targets, np.concatenate([a.train.targets, a.val.targets]))
+    assert merged.test.files == a.test.files
 
 
 def test_sampling_is_balanced_with_uneven_classes():
@@ -275,6 +280,8 @@ def test_subset_larger_than_split_is_a_config_error(cifar10_root):
         check_data(DataConfig("cifar10", root=str(cifar10_root), train_subset=50000))
     with pytest.raises(ConfigError, match="data.val_subset"):
         check_data(DataConfig("cifar10", root=str(cifar10_root), val_fraction=0.0, val_subset=10))
+    with pytest.raises(ConfigError, match="data.train_on_val: needs a validation split"):
+        check_data(DataConfig("cifar10", root=str(cifar10_root), val_fraction=0.0, train_on_val=True))
     with pytest.raises(ConfigError, match="batch_size"):
         ImageDataModule(small(cifar10_root, train_subset=50), batch_size=64).train_dataloader()
 

@@ -164,8 +164,10 @@ def test_export_top_k_overwrite_register_then_retrain(sweep, tmp_path, capsys, m
     assert len(runs) == 1
     run = runs[0]
     assert run.data.tags["mfsearch.source_run_id"] == meta["run_id"] and run.data.tags["mfsearch.full_train"] == "true"
-    assert "test/acc1" in run.data.metrics and run.data.params["data.val_fraction"] == "0.0"
-    assert run.data.params["data.train_subset"] == "700"     # the search's 500 train + 200 validation images
+    assert "test/acc1" in run.data.metrics and run.data.params["data.train_on_val"] == "True"
+    # Exactly the search's 500 train + 200 validation images (the split and subsets as the search drew them).
+    assert run.data.params["data.train_subset"] == "500" and run.data.params["data.val_subset"] == "200"
+    assert "val/acc1" not in run.data.metrics
     assert run.info.artifact_uri.startswith(str(sweep.workdir / "mlruns"))
     assert not (tmp_path / "mlruns").exists()
 

@@ -29,6 +29,10 @@ class DataConfig:
     # Share of the train split held out (class-balanced) as validation data; the test split is
     # only used for the final evaluation. 0: no validation split.
     val_fraction: float = dataclasses.field(default=0.1, metadata={"check": _fraction})
+    # Train on the train and validation images together (exactly the images the two splits hold
+    # after the subsets are drawn) and validate on nothing: the final training of a chosen
+    # architecture, evaluated on test (`mfsearch retrain --full-train`).
+    train_on_val: bool = False
     # Synthetic data only: images in the train split and number of classes.
     synthetic_size: int = dataclasses.field(default=2000, metadata={"check": positive})
     synthetic_classes: int = dataclasses.field(default=10, metadata={"check": positive})

@@ -71,6 +71,12 @@ class SplitSource:
             None if self.files is None else tuple(self.files[i] for i in indices),
             None if self.images is None else self.images[indices])
 
+    def merged(self, other: "SplitSource") -> "SplitSource":
+        """This split's images followed by ``other``'s (same origin), under this split's name."""
+        files = None if self.files is None or other.files is None else self.files + other.files
+        images = None if self.images is None or other.images is None else np.concatenate([self.images, other.images])
+        return SplitSource(self.name, self.origin, np.concatenate([self.targets, other.targets]), files, images)
+
 
 @dataclasses.dataclass(frozen=True)
 class Splits:
@@ -202,6 +208,10 @@ def build_splits(data: DataConfig, layout: Layout | None = None) -> Splits:
                                   f"must be at most the {len(split)} images of the {split.name} split{extra}, got {n}")
             split = split.take(balanced_subset(split.targets, n, data.seed, STREAM_SUBSET[split.name]))
         drawn[split.name] = split
+    if data.train_on_val:
+        if len(drawn["val"]) == 0:
+            raise ConfigError("data.train_on_val", "needs a validation split to merge: set val_fraction > 0")
+        drawn["train"], drawn["val"] = drawn["train"].merged(drawn["val"]), drawn["val"].take(np.empty(0, dtype=np.int64))
     mean, std = dataset_stats(data.dataset)
     return Splits(data.dataset, layout.root, classes, mean, std, stored, drawn["train"], drawn["val"], drawn["test"])
 

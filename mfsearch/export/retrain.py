@@ -6,9 +6,8 @@ The source is an export folder (its ``export.json``) or a trial's run id. By def
 the sweep's data and recipe, with the recipe's own epoch budget instead of the search's short one
 (``small``: 30, ``paper``: 300), and logs into the sweep's MLflow store when that is reachable.
 
-``--full-train`` trains on train + validation: ``val_fraction`` 0 (no split held out), and with
-subsets, a class-balanced subset of as many images as the search's train and validation subsets
-together, drawn from the whole train split (the same amount of data; not image for image the same).
+``--full-train`` trains on train + validation: exactly the images the search trained on and
+selected by (``data.train_on_val``), with no validation during the run.
 """
 from __future__ import annotations
 
@@ -110,18 +109,13 @@ def build_recipe(src: RetrainSource, recipe: str | None, epochs: int | None, ove
 
 
 def build_data(src: RetrainSource, full_train: bool, overrides: Mapping[str, Any]):
-    from ..data import DataConfig, ImageDataModule
+    from ..data import DataConfig
     from ..schema import parse_dataclass
 
     raw = {**src.data, **overrides}
-    data = parse_dataclass(DataConfig, raw, "data")
-    if not full_train:
-        return data
-    n_train = data.train_subset
-    if n_train is not None:  # as many images as the search's train + validation splits held
-        n_val = data.val_subset if data.val_subset is not None else ImageDataModule(data).val_size
-        n_train += n_val
-    return dataclasses.replace(data, val_fraction=0.0, val_subset=None, train_subset=n_train)
+    if full_train:
+        raw["train_on_val"] = True
+    return parse_dataclass(DataConfig, raw, "data")
 
 
 def retrain(source: str, *, epochs: int | None = None, recipe: str | None = None, full_train: bool = False,
