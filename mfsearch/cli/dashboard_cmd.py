@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .options import add_sweep_options
+
 EPILOG = """examples:
   mfsearch dashboard mixer_per_stage                 # writes ./mixer_per_stage-dashboard.html
   mfsearch dashboard smoke -o results/smoke.html --tracking-uri sqlite:///runs/mlflow.db
@@ -20,10 +22,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "sweep's fronts, per-stage choices, winners' mixers, learning curves and the "
                                    "paper's families.",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("sweep", help="sweep name (its MLflow experiment) or the sweep's parent run id")
+    add_sweep_options(p)
     p.add_argument("-o", "--out", help="the HTML file (default: ./<sweep>-dashboard.html)")
-    p.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else "
-                                          "sqlite:///./mlflow.db)")
     p.set_defaults(func=run)
 
 

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from .options import add_sweep_options
+
 EPILOG = """examples:
   mfsearch export mixer_per_stage --pareto --out exported/
   mfsearch export mixer_per_stage --top-k 3 --out top3/ --format onnx,torchscript
@@ -22,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "per architecture with its weights, deployable forms checked against "
                                    "PyTorch, and a model card. Nothing is written unless every model exports.",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("sweep", help="sweep name (its MLflow experiment) or the sweep's parent run id")
+    add_sweep_options(p)
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--top-k", type=int, metavar="K", help="the K most accurate trials at full fidelity")
     which.add_argument("--run-id", action="append", metavar="ID", help="a trial's MLflow run id; repeatable")
@@ -33,8 +35,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--register", metavar="NAME", help="also register each model as a version of NAME in "
                                                       "MLflow's model registry")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
-    p.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else "
-                                          "sqlite:///./mlflow.db)")
     p.set_defaults(func=run)
 
 

@@ -49,10 +49,18 @@ def add_data_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--workers", type=int, default=None, help="data-loader workers (default: auto)")
 
 
+TRACKING_URI_HELP = "MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///./mlflow.db)"
+
+
+def add_sweep_options(p: argparse.ArgumentParser) -> None:
+    """The sweep a post-sweep command (pareto, dashboard, export) reads, and where it is stored."""
+    p.add_argument("sweep", help="sweep name (its MLflow experiment) or the sweep's parent run id")
+    p.add_argument("--tracking-uri", default=None, help=TRACKING_URI_HELP)
+
+
 def add_tracking_options(p: argparse.ArgumentParser, default_experiment: str) -> None:
     g = p.add_argument_group("tracking")
-    g.add_argument("--tracking-uri", default=None,
-                   help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///./mlflow.db)")
+    g.add_argument("--tracking-uri", default=None, help=TRACKING_URI_HELP)
     g.add_argument("--experiment", default=default_experiment, help=f"MLflow experiment (default: {default_experiment})")
 
 

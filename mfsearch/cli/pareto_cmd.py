@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .options import add_sweep_options
 from .table import format_table
 
 EPILOG = """examples:
@@ -25,11 +26,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "the non-dominated trials for accuracy vs MACs / params / latency at one "
                                    "fidelity, hypervolumes, and which baselines each front member dominates.",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("sweep", help="sweep name (its MLflow experiment) or the sweep's parent run id")
+    add_sweep_options(p)
     p.add_argument("--out", help="folder for front.json, front.csv, pareto.png, pareto.html "
                                  "(default: ./<sweep>-pareto)")
-    p.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else "
-                                          "sqlite:///./mlflow.db)")
     p.add_argument("--no-log", action="store_true", help="do not log the files to the sweep's MLflow run")
     p.set_defaults(func=run)
 
