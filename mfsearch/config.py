@@ -34,7 +34,7 @@ from .layers.activations import ActSpec
 from .layers.count import conv_out
 from .layers.mixers import MixerSpec
 from .layers.norms import NormSpec
-from .schema import (describe, field_names, join_path, non_negative, parse, parse_dataclass, positive,
+from .schema import (describe, field_names, join_path, non_negative, parse_dataclass, positive,
                      probability, to_plain)
 
 

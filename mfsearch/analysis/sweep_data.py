@@ -8,6 +8,7 @@ of interrupted trials, and MLflow's default view hides deleted runs.
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 import tempfile
 from pathlib import Path
@@ -19,7 +20,10 @@ from .. import metrics as M
 from ..errors import MfsearchError
 from ..tracking import resolve_tracking_uri
 
-SWEEP_KIND_TAG = "mfsearch.kind"
+SWEEP_KIND_TAG = KIND_TAG = "mfsearch.kind"      # sweep | confirm | confirm-arch
+SWEEP_RUN_TAG = "mfsearch.sweep_run_id"         # on a confirm run: the sweep it confirms
+CONFIRM_TAG = "mfsearch.confirm_run_id"         # on confirm runs below the confirm run, and on the sweep run
+SOURCE_TAG = "mfsearch.source_run_id"           # on a confirmed architecture's run: the sweep trial it retrains
 TRIAL_TAG = "mfsearch.trial_id"
 FAMILY_TAG = "mfsearch.family"
 STATUS_TAG = "mfsearch.status"
@@ -256,3 +260,28 @@ def download_trial_files(sweep: Sweep, trial: TrialRecord, dest: Path) -> tuple[
     arch = Path(client.download_artifacts(trial.run_id, "arch.yaml", str(dest)))
     weights = Path(client.download_artifacts(trial.run_id, "weights.safetensors", str(dest)))
     return arch, weights
+
+
+def artifact_text(tracking_uri: str, run_id: str, name: str) -> str | None:
+    """A small text artifact of a run (``arch.yaml``, ``spec.yaml``, ``confirm.json``), None when absent."""
+    _, client = open_client(tracking_uri)
+    if name not in {a.path for a in client.list_artifacts(run_id)}:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        return Path(client.download_artifacts(run_id, name, tmp)).read_text()
+
+
+def latest_confirmation(sweep: Sweep):
+    """The newest finished ``ConfirmReport`` of ``sweep`` (None when it has none)."""
+    from mlflow.entities import ViewType
+    _, client = open_client(sweep.tracking_uri)
+    runs = client.search_runs([sweep.experiment_id], f"tags.`{KIND_TAG}` = 'confirm' and "
+                                                     f"tags.`{SWEEP_RUN_TAG}` = '{sweep.parent_run_id}' and "
+                                                     "attributes.status = 'FINISHED'",
+                              run_view_type=ViewType.ACTIVE_ONLY, order_by=["attributes.start_time DESC"],
+                              max_results=1)
+    if not runs:
+        return None
+    text = artifact_text(sweep.tracking_uri, runs[0].info.run_id, "confirm.json")
+    from .confirmation import ConfirmReport
+    return ConfirmReport.from_dict(json.loads(text)) if text else None

@@ -8,9 +8,9 @@ import argparse
 import sys
 
 from ..errors import MfsearchError
-from . import dashboard_cmd, export_cmd, models_cmd, pareto_cmd, retrain_cmd, run_cmd, train_cmd
+from . import confirm_cmd, dashboard_cmd, export_cmd, models_cmd, pareto_cmd, retrain_cmd, run_cmd, train_cmd
 
-COMMANDS = [models_cmd, train_cmd, run_cmd, pareto_cmd, dashboard_cmd, export_cmd, retrain_cmd]
+COMMANDS = [models_cmd, train_cmd, run_cmd, confirm_cmd, pareto_cmd, dashboard_cmd, export_cmd, retrain_cmd]
 
 
 def build_parser() -> argparse.ArgumentParser:

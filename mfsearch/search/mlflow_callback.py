@@ -19,7 +19,8 @@ TRIAL_TAG = "mfsearch.trial_id"
 FAMILY_TAG = "mfsearch.family"
 STATUS_TAG = "mfsearch.status"
 REPORTED = (M.TRAIN_LOSS, M.VAL_LOSS, M.VAL_ACC1, M.VAL_ACC5, M.LR, M.TRAIN_IMAGES_PER_S, M.COST_PARAMS,
-            M.COST_FROZEN_PARAMS, M.COST_MACS, M.COST_LATENCY_MS, "epochs_reached")
+            M.COST_FROZEN_PARAMS, M.COST_MACS, M.COST_LATENCY_MS, "epochs_reached",
+            M.TEST_LOSS, M.TEST_ACC1, M.TEST_ACC5)
 
 
 class MlflowTrialLogger(Callback):
@@ -28,6 +29,7 @@ class MlflowTrialLogger(Callback):
         self.parent_run_id, self.full_epochs = parent_run_id, full_epochs
         self.runs: dict[str, MlflowRun] = {}
         self.failed: dict[str, str] = {}
+        self.logged: dict[str, dict[str, tuple[int, float]]] = {}   # trial -> metric -> (step, value)
 
     def __getstate__(self) -> dict:  # the Tuner pickles its callbacks; clients do not travel
         return {**self.__dict__, "runs": {}}
@@ -40,10 +42,14 @@ class MlflowTrialLogger(Callback):
     def _open(self, trial) -> MlflowRun:
         candidate = trial.config["candidate"]
         family = candidate["family"]
-        run = MlflowRun(self.tracking_uri, self.experiment, run_name=f"{family}-{trial.trial_id}",
-                        tags={TRIAL_TAG: trial.trial_id, FAMILY_TAG: family, STATUS_TAG: "running"},
-                        parent_run_id=self.parent_run_id)
-        self._delete_previous_attempts(run, trial.trial_id)
+        # A trial may name its own parent and tags (`confirm`: one run per architecture, a child per seed).
+        parent = trial.config.get("parent_run_id") or self.parent_run_id
+        run = MlflowRun(self.tracking_uri, self.experiment,
+                        run_name=trial.config.get("run_name") or f"{family}-{trial.trial_id}",
+                        tags={TRIAL_TAG: trial.trial_id, FAMILY_TAG: family, STATUS_TAG: "running",
+                              **trial.config.get("tags", {})},
+                        parent_run_id=parent)
+        self._delete_previous_attempts(run, trial.trial_id, parent)
         run.start()
         params = arch_params(parse_arch(candidate["arch"]))
         params.update({f"search.{k}": v for k, v in candidate["params"].items()})
@@ -52,14 +58,14 @@ class MlflowTrialLogger(Callback):
         run.log_text(parse_arch(candidate["arch"]).to_yaml(), "arch.yaml")
         return run
 
-    def _delete_previous_attempts(self, run: MlflowRun, trial_id: str) -> None:
+    def _delete_previous_attempts(self, run: MlflowRun, trial_id: str, parent: str) -> None:
         client = run.client
         experiment = client.get_experiment_by_name(self.experiment)
         if experiment is None:
             return
         old = client.search_runs([experiment.experiment_id],
                                  filter_string=f"tags.`{TRIAL_TAG}` = '{trial_id}' and "
-                                               f"tags.`mlflow.parentRunId` = '{self.parent_run_id}'")
+                                               f"tags.`mlflow.parentRunId` = '{parent}'")
         for previous in old:
             client.delete_run(previous.info.run_id)
 
@@ -67,8 +73,11 @@ class MlflowTrialLogger(Callback):
         self._run(trial)
 
     def on_trial_result(self, iteration: int, trials: list, trial, result: dict, **info) -> None:
-        metrics = {k: float(result[k]) for k in REPORTED if k in result}
-        self._run(trial).log_metrics(metrics, step=int(result.get("epochs_reached", result.get("training_iteration", 0))))
+        step = int(result.get("epochs_reached", result.get("training_iteration", 0)))
+        seen = self.logged.setdefault(trial.trial_id, {})
+        metrics = {k: float(result[k]) for k in REPORTED if k in result and seen.get(k) != (step, float(result[k]))}
+        self._run(trial).log_metrics(metrics, step=step)
+        seen.update({k: (step, v) for k, v in metrics.items()})
 
     def on_trial_complete(self, iteration: int, trials: list, trial, **info) -> None:
         run = self._run(trial)
@@ -83,6 +92,7 @@ class MlflowTrialLogger(Callback):
                 run.log_artifact(weights)
         run.finish()
         self.runs.pop(trial.trial_id, None)
+        self.logged.pop(trial.trial_id, None)
 
     def on_trial_error(self, iteration: int, trials: list, trial, **info) -> None:
         run = self._run(trial)

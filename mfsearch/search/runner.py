@@ -25,6 +25,7 @@ from .space import SearchSpec, load_search_spec
 
 STATE_FILE = "mfsearch_state.json"
 SPACE_COPY = "space.yaml"
+SPEC_ARTIFACT = "spec.yaml"
 
 
 @dataclasses.dataclass
@@ -120,6 +121,8 @@ def run_sweep(spec_path: str | None, options: SweepOptions, resume: str | None =
             parent.log_params(_settings(spec))
             parent.log_artifact(spec_path)
             parent.log_text(yaml.safe_dump(_resolved(spec, num_classes, img_size), sort_keys=False), "resolved.yaml")
+            # The space as this sweep ran it (command-line overrides applied): what `confirm` retrains from.
+            parent.log_text(yaml.safe_dump(spec.raw, sort_keys=False), SPEC_ARTIFACT)
         except BaseException as err:
             parent.fail(err)
             raise
@@ -144,29 +147,17 @@ def run_sweep(spec_path: str | None, options: SweepOptions, resume: str | None =
 
 def _fit(spec: SearchSpec, baselines: list, num_classes: int, img_size: int, name: str, storage: Path,
          tracking_uri: str, parent_run_id: str, options: SweepOptions, resume: bool) -> SweepResult:
-    import ray
     from ray import tune
-    from ray.tune.schedulers import ASHAScheduler, HyperBandScheduler
 
     from .console import ConsoleProgress
     from .mlflow_callback import MlflowTrialLogger
     from .searcher import CandidateSearcher
-    from .trial import run_trial
 
-    os.environ.setdefault("PL_DISABLE_FORK", "1")
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    if not ray.is_initialized():
-        ray.init(address=options.address, include_dashboard=False, log_to_driver=False,
-                 configure_logging=True, logging_level="ERROR")
+    start_ray(options.address)
     res = spec.resources
-    threads = max(1, int(res.cpus_per_trial))
-    spec_raw = _raw_with_absolute_root(spec)
-    trainable = tune.with_resources(
-        tune.with_parameters(run_trial, spec_raw=spec_raw, source=spec.source, threads=threads),
-        {"cpu": res.cpus_per_trial, "gpu": res.gpus_per_trial})
+    trainable = make_trainable(spec)
     total = len(baselines) + spec.search.num_samples
-    cluster_cpus = ray.cluster_resources().get("CPU", 1)
-    concurrency = res.max_concurrent or max(1, int(cluster_cpus // res.cpus_per_trial))
+    concurrency = trial_concurrency(spec)
     path = str(storage / name)
     if resume and tune.Tuner.can_restore(path):
         tuner = tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True, resume_errored=False)
@@ -174,15 +165,7 @@ def _fit(spec: SearchSpec, baselines: list, num_classes: int, img_size: int, nam
         if resume:  # killed before Tune saved any state: start over, dropping the partial children
             _delete_children(tracking_uri, name, parent_run_id)
         searcher = CandidateSearcher(spec, baselines, num_classes, img_size)
-        first = spec.objectives[0]
-        scheduler = None
-        if spec.scheduler.name == "asha":
-            scheduler = ASHAScheduler(metric=first.metric, mode=first.mode, max_t=spec.train.epochs,
-                                      grace_period=spec.scheduler.grace_period,
-                                      reduction_factor=spec.scheduler.reduction_factor)
-        elif spec.scheduler.name == "hyperband":
-            scheduler = HyperBandScheduler(metric=first.metric, mode=first.mode, max_t=spec.train.epochs,
-                                           reduction_factor=spec.scheduler.reduction_factor)
+        scheduler = make_scheduler(spec)
         callbacks = [MlflowTrialLogger(tracking_uri, name, parent_run_id, spec.train.epochs),
                      ConsoleProgress(total, concurrency, spec.train.epochs, every=options.status_every)]
         tuner = tune.Tuner(
@@ -215,6 +198,49 @@ def _fit(spec: SearchSpec, baselines: list, num_classes: int, img_size: int, nam
     stats = searcher.stats() if searcher else {"rejected": 0, "rejection_reasons": {}}
     return SweepResult(name, path, tracking_uri, parent_run_id, trials, stats["rejected"],
                        stats["rejection_reasons"], dict(logger.failed) if logger else {}, 0.0)
+
+
+def start_ray(address: str | None) -> None:
+    import ray
+
+    os.environ.setdefault("PL_DISABLE_FORK", "1")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    if not ray.is_initialized():
+        ray.init(address=address, include_dashboard=False, log_to_driver=False,
+                 configure_logging=True, logging_level="ERROR")
+
+
+def make_trainable(spec: SearchSpec):
+    """``run_trial`` bound to the spec (data root made absolute) with the spec's resources per trial."""
+    from ray import tune
+
+    from .trial import run_trial
+
+    res = spec.resources
+    threads = max(1, int(res.cpus_per_trial))
+    return tune.with_resources(
+        tune.with_parameters(run_trial, spec_raw=_raw_with_absolute_root(spec), source=spec.source, threads=threads),
+        {"cpu": res.cpus_per_trial, "gpu": res.gpus_per_trial})
+
+
+def trial_concurrency(spec: SearchSpec) -> int:
+    import ray
+
+    res = spec.resources
+    return res.max_concurrent or max(1, int(ray.cluster_resources().get("CPU", 1) // res.cpus_per_trial))
+
+
+def make_scheduler(spec: SearchSpec):
+    """None (FIFO: every trial to full fidelity) or successive halving that never stops a baseline."""
+    from .mo_asha import MOASHAScheduler, is_baseline_trial
+
+    objectives = [(o.metric, o.mode) for o in spec.objectives]
+    if spec.scheduler.name == "fifo":
+        return None
+    if spec.scheduler.name == "asha":
+        objectives = objectives[:1]
+    return MOASHAScheduler(objectives, max_t=spec.train.epochs, grace_period=spec.scheduler.grace_period,
+                           reduction_factor=spec.scheduler.reduction_factor, protect=is_baseline_trial)
 
 
 def trial_dirname(trial) -> str:

@@ -51,7 +51,9 @@ class SearchSection:
 
 @dataclasses.dataclass(frozen=True)
 class SchedulerSection:
-    name: Literal["fifo", "asha", "hyperband"] = "fifo"
+    # auto: mo-asha with two or more objectives, fifo with one. mo-asha promotes by Pareto rank over
+    # all objectives; asha by the first objective alone. Neither ever stops a baseline trial.
+    name: Literal["auto", "fifo", "asha", "mo-asha"] = "auto"
     grace_period: int = dataclasses.field(default=1, metadata={"check": positive})
     reduction_factor: float = dataclasses.field(default=2.0, metadata={"check": lambda v: None if v > 1 else "must be > 1"})
 
@@ -162,9 +164,16 @@ def parse_search_spec(raw: Any, source: str, overrides: dict[str, Any]) -> Searc
         constraints=parse_dataclass(Constraints, raw.get("constraints") or {}, "constraints"),
         baselines=_parse_baselines(raw.get("baselines", "paper"), space),
         objectives=objectives, search=search,
-        scheduler=parse_dataclass(SchedulerSection, raw.get("scheduler") or {}, "scheduler"),
+        scheduler=_resolve_scheduler(parse_dataclass(SchedulerSection, raw.get("scheduler") or {}, "scheduler"),
+                                     objectives),
         resources=parse_dataclass(ResourcesSection, raw.get("resources") or {}, "resources"),
         source=source, raw=raw)
+
+
+def _resolve_scheduler(section: SchedulerSection, objectives: tuple[Objective, ...]) -> SchedulerSection:
+    if section.name != "auto":
+        return section
+    return dataclasses.replace(section, name="mo-asha" if len(objectives) >= 2 else "fifo")
 
 
 def _apply_overrides(raw: dict, overrides: dict[str, Any]) -> dict:

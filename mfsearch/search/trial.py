@@ -5,6 +5,7 @@ Each epoch's metrics go to Tune with a checkpoint holding the weights and the re
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import statistics
@@ -47,6 +48,9 @@ def run_trial(config: dict[str, Any], spec_raw: dict, source: str, threads: int)
     os.environ.setdefault("PL_DISABLE_FORK", "1")
     torch.set_num_threads(threads)
     spec = parse_search_spec(spec_raw, source, {})
+    recipe = spec.recipe
+    if config.get("seed") is not None:  # `confirm`: every architecture trained with the same seeds
+        recipe = dataclasses.replace(recipe, seed=int(config["seed"]))
     candidate = config["candidate"]
     cfg = resolve_arch(candidate["arch"])
     with torch.random.fork_rng():
@@ -65,5 +69,8 @@ def run_trial(config: dict[str, Any], spec_raw: dict, source: str, threads: int)
     from ..cost import count_config
     c = count_config(cfg)
     cost = {M.COST_PARAMS: c.params, M.COST_FROZEN_PARAMS: c.frozen_params, M.COST_MACS: c.macs}
-    train(cfg, spec.data, spec.recipe, log_to_mlflow=False, sinks=[report], progress=False, run_test=False,
-          threads=threads)
+    run_test = bool(config.get("run_test", False))
+    result = train(cfg, spec.data, recipe, log_to_mlflow=False, sinks=[report], progress=False, run_test=run_test,
+                   threads=threads)
+    if run_test:  # reported after selection is done, never used to select (`confirm` only)
+        tune.report({**result.metrics, M.COST_LATENCY_MS: latency, "epochs_reached": recipe.epochs})

@@ -15,6 +15,8 @@ from ..config import ArchConfig
 from ..errors import MfsearchError
 
 DEFAULT_DB = "mlflow.db"
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"     # read by the MLflow UI (3.x) to pick the experiment's view
+EXPERIMENT_KIND = "custom_model_development"
 
 
 def default_tracking_uri() -> str:
@@ -86,6 +88,10 @@ class MlflowRun:
         try:
             experiment = self.client.get_experiment_by_name(self.experiment)
             experiment_id = experiment.experiment_id if experiment else self.client.create_experiment(self.experiment)
+            if experiment is None or EXPERIMENT_KIND_TAG not in experiment.tags:
+                # MLflow 3 opens an experiment without this tag in its GenAI overview, whose runs
+                # table shows no metric columns: ours are model-training experiments.
+                self.client.set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
             run = self.client.create_run(experiment_id, run_name=self.run_name, tags=self.tags)
         except Exception as err:  # an unreachable server or unusable store: one clear line
             raise MfsearchError(f"tracking: cannot use the MLflow store {self.tracking_uri}: "
