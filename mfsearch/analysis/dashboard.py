@@ -60,10 +60,12 @@ def build_dashboard(report: ParetoReport) -> str:
                                default_width="100%")
         body.append(f"<section id='{key}'><h2>{html.escape(title)}</h2><p class='note'>{html.escape(note)}</p>"
                     f"<div class='chart-wrap' data-chart='{key}'>{fig_html}</div></section>")
+    body.append(confirmation_section(report))
     body.append("<section id='baselines'><h2>The paper's families (baselines)</h2>"
                 f"<p class='note'>At {epochs_text(main.fidelity)} on {html.escape(str(sweep.data.get('dataset', '?')))}; "
                 "'dominated by' lists the trials that are at least as accurate and as cheap in MACs, and better in "
-                f"one.</p>{baselines_table(main)}</section>")
+                f"one, at that fidelity and one seed, with the verdict of <code>mfsearch confirm</code>.</p>"
+                f"{baselines_table(main, report)}</section>")
     body.append(f"<p class='note'>MLflow: <code>mlflow ui --backend-store-uri {html.escape(sweep.tracking_uri)}</code>, "
                 f"experiment <code>{html.escape(sweep.name)}</code>, sweep run <code>{sweep.parent_run_id}</code>."
                 "</p>")
@@ -174,12 +176,56 @@ def curves_figure(report: ParetoReport):
     return fig
 
 
-def baselines_table(front: Front) -> str:
+def confirmation_section(report: ParetoReport) -> str:
+    """Intervals per architecture and the verdict on every claim, or how to get them."""
+    from .plots import confirmed_title
+
+    c = report.confirmation
+    head = "<section id='confirmation'><h2>Do the verdicts hold? (<code>mfsearch confirm</code>)</h2>"
+    if c is None:
+        return (head + "<p class='note'>Not confirmed yet: every 'dominates' above rests on one seed at the sweep's "
+                "fidelity. Retrain the front and the baselines with several seeds at a larger budget: "
+                f"<code>mfsearch confirm {html.escape(report.sweep.name)} --tracking-uri "
+                f"{html.escape(report.sweep.tracking_uri)}</code></p></section>")
+    rows = []
+    for a in sorted(c.archs, key=lambda a: -(a.val_interval.mean if a.val_interval else -1)):
+        v, t = a.val_interval, a.test_interval
+        rows.append([html.escape(a.label), _num(a.macs / 1e6, 2), _num(a.sweep_acc, 2),
+                     html.escape(v.text() if v else "-"), html.escape(_range(v)), html.escape(t.text() if t else "-"),
+                     html.escape(a.stages)])
+    archs = _table("confirmed-table", ["architecture", "MACs M", f"sweep {ACCURACY}", f"{ACCURACY} mean ± 95 %",
+                                       "interval", "test/acc1", "stages"], rows)
+    rows = []
+    for k in c.claims:
+        d = k.comparison.difference if k.comparison else None
+        rows.append([html.escape(c.arch(k.arch).label), html.escape(c.arch(k.baseline).label),
+                     "yes" if k.claimed_by_sweep else "", _num(d.mean if d else None, 2), html.escape(_range(d)),
+                     f"<b class='verdict-{k.verdict}'>{k.verdict}</b>"])
+    claims = _table("claims-table", ["A (searched)", "X (baseline, no fewer MACs)", "sweep said A beats X",
+                                     f"Δ {ACCURACY}", "95 % interval", "verdict"], rows)
+    return (head + f"<p class='note'>{html.escape(confirmed_title(c))}. Paired t-test over the shared seeds: "
+            "confirmed when the interval of the difference lies above 0, refuted below 0, unconfirmed when it "
+            f"holds 0. test/acc1 is reported, never used to select.</p>{archs}{claims}</section>")
+
+
+def _range(i) -> str:
+    return "-" if i is None or i.n < 2 else f"[{i.low:.2f}, {i.high:.2f}]"
+
+
+def _table(table_id: str, head: list[str], rows: list[list[str]]) -> str:
+    body = "".join("<tr>" + "".join(f"<td class='num'>{c}</td>" if c.startswith("<!--n-->") else f"<td>{c}</td>"
+                                    for c in row) + "</tr>" for row in rows)
+    return (f"<table id='{table_id}'><thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head)
+            + f"</tr></thead><tbody>{body}</tbody></table>")
+
+
+def baselines_table(front: Front, report: ParetoReport | None = None) -> str:
     rows = []
     beaten_by: dict[str, list[str]] = {}
     for m in front.members:
         for b in m.dominates:
-            beaten_by.setdefault(b.run_id, []).append(m.trial.label)
+            verdict = report.verdict(m.trial, b) if report else "unconfirmed"
+            beaten_by.setdefault(b.run_id, []).append(f"{m.trial.label} ({verdict})")
     baselines = [t for t in front.compared if t.is_baseline] + [t for t in front.lower_fidelity if t.is_baseline]
     for t in sorted(baselines, key=lambda t: t.metrics[M.COST_MACS]):
         m = t.metrics

@@ -70,6 +70,22 @@ class Front:
 class ParetoReport:
     sweep: Sweep
     fronts: tuple[Front, ...]
+    # The sweep's latest `mfsearch confirm` (a ``confirmation.ConfirmReport``), or None: until one
+    # exists, every "dominates" is a single-seed, low-fidelity observation, shown as unconfirmed.
+    confirmation: Any = None
+
+    def verdict(self, trial: TrialRecord, baseline: TrialRecord) -> str:
+        """confirmed / refuted / unconfirmed for "``trial`` beats ``baseline``" (unconfirmed without a confirmation)."""
+        c = self.confirmation
+        if c is None:
+            return "unconfirmed"
+        a, x = c.by_source(trial.run_id), c.by_source(baseline.run_id)
+        claim = next((k for k in c.claims if a and x and k.arch == a.key and k.baseline == x.key), None)
+        return claim.verdict if claim else "unconfirmed"
+
+    def beats_text(self, member: "FrontMember") -> str:
+        """``caformer (confirmed), convformer (unconfirmed)``: never a bare, unqualified win."""
+        return ", ".join(f"{b.label} ({self.verdict(member.trial, b)})" for b in member.dominates)
 
     def front(self, key: str) -> Front | None:
         return next((f for f in self.fronts if f.axis.key == key), None)
@@ -77,6 +93,7 @@ class ParetoReport:
     def to_dict(self) -> dict[str, Any]:
         """The JSON logged as ``pareto/front.json``."""
         return {"sweep": self.sweep.name, "parent_run_id": self.sweep.parent_run_id,
+                "confirmation": self.confirmation.to_dict() if self.confirmation else None,
                 "objectives": {"maximize": ACCURACY},
                 "hypervolume_reference": f"accuracy {ACC_FLOOR:g} %, cost {1 + COST_MARGIN:g} x the largest compared "
                                          "cost; values are shares of the box up to (100 %, cost 0)",
@@ -92,7 +109,8 @@ class ParetoReport:
                              "baseline": t.is_baseline, "epochs": t.epochs, "compared": t in f.compared,
                              "on_front": member is not None, ACCURACY: t.metrics[ACCURACY],
                              f.axis.metric: t.metrics.get(f.axis.metric),
-                             "dominates": ";".join(b.label for b in member.dominates) if member else "",
+                             "dominates": ";".join(f"{b.label}:{self.verdict(t, b)}" for b in member.dominates)
+                             if member else "",
                              "stages": t.describe()})
         return rows
 
@@ -110,14 +128,14 @@ def _front_dict(f: Front) -> dict[str, Any]:
                         for m in f.members]}
 
 
-def pareto_report(sweep: Sweep, axes: Sequence[CostAxis] = COST_AXES) -> ParetoReport:
+def pareto_report(sweep: Sweep, axes: Sequence[CostAxis] = COST_AXES, confirmation: Any = None) -> ParetoReport:
     """A front per cost axis; latency only when every compared trial measured it."""
     fronts = []
     for axis in axes:
         front = build_front(sweep.finished, axis)
         if front is not None:
             fronts.append(front)
-    return ParetoReport(sweep, tuple(fronts))
+    return ParetoReport(sweep, tuple(fronts), confirmation)
 
 
 def build_front(trials: Sequence[TrialRecord], axis: CostAxis) -> Front | None:

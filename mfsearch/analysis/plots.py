@@ -90,8 +90,10 @@ def write_png(report: ParetoReport, path: Path) -> Path:
     import matplotlib.pyplot as plt
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-    n = len(report.fronts)
+    n = len(report.fronts) + (report.confirmation is not None)
     fig, axes = plt.subplots(1, n, figsize=(6.4 * n, 5.4), squeeze=False, constrained_layout=True)
+    if report.confirmation is not None:
+        _draw_confirmed_panel(axes[0][-1], report.confirmation)
     for ax, front in zip(axes[0], report.fronts):
         _draw_panel(ax, report, front)
         if ax.get_xscale() == "log":  # plain 1-2-5 numbers, not 10^x nor a crowd of minor labels
@@ -179,6 +181,41 @@ def _draw_panel(ax, report: ParetoReport, front: Front) -> None:
     ax.margins(x=0.12, y=0.12)  # room for the labels beside the outermost points
 
 
+def confirmed_title(confirmation) -> str:
+    c = confirmation
+    counts = c.counts()
+    tau = "n/a" if math.isnan(c.kendall_tau) else f"{c.kendall_tau:+.2f}"
+    return (f"confirmed: {len(c.seeds)} seeds x {epochs_text(c.epochs)}, mean and 95 % interval; "
+            f"claims {counts['confirmed']} confirmed, {counts['refuted']} refuted, {counts['unconfirmed']} unconfirmed; "
+            f"Kendall tau vs sweep {tau}")
+
+
+def verdict_marks(confirmation, key: str) -> str:
+    """``+caformer -convformer ?poolformerv2``: the verdicts of one searched architecture's claims."""
+    sign = {"confirmed": "+", "refuted": "-", "unconfirmed": "?"}
+    return " ".join(f"{sign[c.verdict]}{confirmation.arch(c.baseline).label}" for c in confirmation.claims_of(key))
+
+
+def _draw_confirmed_panel(ax, confirmation) -> None:
+    """Confirmed mean val/acc1 against MACs, with each architecture's 95 % interval as an error bar."""
+    for a in confirmation.archs:
+        i = a.val_interval
+        if i is None:
+            continue
+        err = [[i.mean - i.low], [i.high - i.mean]] if i.n >= 2 else None
+        color = family_color(a.family) if a.is_baseline else SEARCHED_COLOR
+        ax.errorbar([a.macs / 1e6], [i.mean], yerr=err, fmt="D" if a.is_baseline else "o", color=color,
+                    ms=8 if a.is_baseline else 7, capsize=4, lw=1.4, mec="white", zorder=3)
+        label = a.family if a.is_baseline else f"{a.key[:6]} {verdict_marks(confirmation, a.key)}"
+        ax.annotate(label, (a.macs / 1e6, i.mean), xytext=(7, 3), textcoords="offset points", fontsize=8,
+                    color=color, fontweight="bold" if a.is_baseline else "normal")
+    ax.set_xlabel("MACs (M)")
+    ax.set_ylabel(f"{ACCURACY} (%), confirmation budget")
+    ax.set_title(confirmed_title(confirmation).replace("; ", "\n", 1), fontsize=9)
+    ax.grid(True, alpha=0.3)
+    ax.margins(x=0.15, y=0.12)
+
+
 def _data_line(report: ParetoReport) -> str:
     data = report.sweep.data
     parts = [str(data.get("dataset", "?"))]
@@ -211,7 +248,8 @@ def hover_text(trial: TrialRecord, front: Front | None = None) -> str:
         member = next((x for x in front.members if x.trial.run_id == trial.run_id), None)
         if member is not None:
             beaten = ", ".join(b.label for b in member.dominates) or "none"
-            lines.append(f"<i>on the front; dominates baselines: {html.escape(beaten)}</i>")
+            lines.append(f"<i>on the front; dominates baselines at {trial.epochs} ep, one seed: {html.escape(beaten)}"
+                         "</i>")
     return "<br>".join(lines)
 
 
@@ -220,9 +258,12 @@ def plotly_figure(report: ParetoReport, height: int = 520):
     from plotly.subplots import make_subplots
     import plotly.graph_objects as go
 
-    n = len(report.fronts)
-    fig = make_subplots(rows=1, cols=n, subplot_titles=[f"{_title(f)}<br><sup>{_hv_line(f)}</sup>"
-                                                        for f in report.fronts], horizontal_spacing=0.07)
+    titles = [f"{_title(f)}<br><sup>{_hv_line(f)}</sup>" for f in report.fronts]
+    if report.confirmation is not None:
+        titles.append(f"confirmed ({len(report.confirmation.seeds)} seeds x {report.confirmation.epochs} ep)"
+                      f"<br><sup>mean and 95 % interval</sup>")
+    n = len(titles)
+    fig = make_subplots(rows=1, cols=n, subplot_titles=titles, horizontal_spacing=0.07)
     shown: set[str] = set()
 
     def add(col: int, name: str, rank: int, **kw) -> None:
@@ -277,12 +318,40 @@ def plotly_figure(report: ParetoReport, height: int = 520):
                          type="log" if log else "linear", row=1, col=col, tickvals=ticks,
                          ticktext=[f"{v:g}" for v in ticks] if ticks else None)
         fig.update_yaxes(title_text=f"{ACCURACY} (%)", row=1, col=col)
+    if report.confirmation is not None:
+        add_confirmed_traces(fig, report.confirmation, n, add)
     fig.update_layout(height=height, template="plotly_white", hoverlabel=dict(align="left"),
                       legend=dict(orientation="h", yanchor="top", y=-0.18, x=0.5, xanchor="center"),
                       margin=dict(t=90, l=60, r=30, b=40),
                       title=dict(text=f"sweep {html.escape(report.sweep.name)}: accuracy against cost "
                                       f"({html.escape(_data_line(report))})", x=0.5))
     return fig
+
+
+def add_confirmed_traces(fig, confirmation, col: int, add) -> None:
+    """Confirmed means with 95 % intervals (error bars) against MACs, in column ``col``."""
+    for a in confirmation.archs:
+        i = a.val_interval
+        if i is None:
+            continue
+        color = family_color(a.family) if a.is_baseline else SEARCHED_COLOR
+        err = dict(type="data", symmetric=False, array=[i.high - i.mean], arrayminus=[i.mean - i.low],
+                   color=color, thickness=1.5, width=5) if i.n >= 2 else None
+        marks = "" if a.is_baseline else verdict_marks(confirmation, a.key)
+        text = a.family if a.is_baseline else f"{a.key[:6]} {marks}"
+        hover = (f"<b>{html.escape(a.label)}</b> (confirmed, seeds {', '.join(map(str, sorted(a.val)))})<br>"
+                 f"{ACCURACY} {html.escape(i.text())} % (95 % interval)<br>MACs {_count(a.macs)}, params "
+                 f"{_count(a.params)}<br>sweep: {a.sweep_acc if a.sweep_acc is not None else '-'} % at "
+                 f"{a.sweep_epochs} ep<br>{html.escape(a.stages)}"
+                 + (f"<br>claims: {html.escape(marks)} (+ confirmed, - refuted, ? unconfirmed)" if marks else ""))
+        add(col, f"{a.label} (confirmed)" if a.is_baseline else "searched (confirmed)", 500, mode="markers+text",
+            x=[a.macs / 1e6], y=[i.mean], error_y=err, text=[text], textposition="middle right",
+            textfont=dict(size=10, color=color),
+            marker=dict(symbol="diamond" if a.is_baseline else "circle", size=11, color=color,
+                        line=dict(color="white", width=1)),
+            hovertext=[hover], hoverinfo="text")
+    fig.update_xaxes(title_text="MACs (M)", row=1, col=col)
+    fig.update_yaxes(title_text=f"{ACCURACY} (%), confirmation budget", row=1, col=col)
 
 
 def log_ticks(lo: float, hi: float) -> list[float]:

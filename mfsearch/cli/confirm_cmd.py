@@ -79,10 +79,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def print_report(report) -> None:
+    from ..analysis.fronts import epochs_text
+
     tau = report.kendall_tau
     print(f"\nconfirm {report.sweep}: {len(report.archs)} architectures x {len(report.seeds)} seeds "
-          f"({', '.join(map(str, report.seeds))}) at {report.epochs} epochs on "
-          f"{report.train_images or 'all'} training images (sweep: {report.sweep_epochs} epochs) in "
+          f"({', '.join(map(str, report.seeds))}) at {epochs_text(report.epochs)} on "
+          f"{report.train_images or 'all'} training images (sweep: {epochs_text(report.sweep_epochs)}) in "
           f"{report.wall_time_s / 60:.1f} min")
     order = sorted(report.archs, key=lambda a: -(a.val_interval.mean if a.val_interval else -1))
     sweep_rank = {a.key: i + 1 for i, a in enumerate(sorted((a for a in report.archs if a.sweep_acc is not None),

@@ -30,13 +30,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..analysis.dashboard import write_dashboard
     from ..analysis.fronts import pareto_report
-    from ..analysis.sweep_data import load_sweep
+    from ..analysis.sweep_data import latest_confirmation, load_sweep
     from ..errors import MfsearchError
 
     if args.out and Path(args.out).is_dir():
         raise MfsearchError(f"-o {args.out} is a folder; give a file name such as {Path(args.out) / 'dashboard.html'}")
     sweep = load_sweep(args.sweep, args.tracking_uri, history=True)
     out = Path(args.out or f"{sweep.name}-dashboard.html")
-    path = write_dashboard(pareto_report(sweep), out)
+    path = write_dashboard(pareto_report(sweep, confirmation=latest_confirmation(sweep)), out)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, opens offline in any browser)")
     return 0

@@ -36,10 +36,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..analysis.fronts import pareto_report
     from ..analysis.pareto_files import log_to_sweep, write_files
-    from ..analysis.sweep_data import load_sweep
+    from ..analysis.sweep_data import latest_confirmation, load_sweep
 
     sweep = load_sweep(args.sweep, args.tracking_uri)
-    report = pareto_report(sweep)
+    report = pareto_report(sweep, confirmation=latest_confirmation(sweep))
     print_report(report)
     files = write_files(report, Path(args.out or f"{sweep.name}-pareto"))
     if not args.no_log:
@@ -59,7 +59,7 @@ def print_report(report) -> None:
     for t in sorted(main.compared, key=lambda t: t.metrics[main.axis.metric]):
         marks = " ".join(f.axis.key[0].upper() if f.is_member(t) else "." for f in fronts)
         member = next((m for m in main.members if m.trial.run_id == t.run_id), None)
-        beats = ", ".join(b.label for b in member.dominates) if member else ""
+        beats = report.beats_text(member) if member else ""
         m = t.metrics
         rows.append([marks, t.family, t.trial_id, f"{m[ACCURACY]:.2f}", _num(m.get("cost/macs"), 1e6, 2),
                      _num(m.get("cost/params"), 1e6, 3), _num(m.get("cost/latency_ms"), 1, 2), beats, t.describe()])
@@ -67,7 +67,8 @@ def print_report(report) -> None:
           f"{epochs_text(main.fidelity)}: {len(main.compared)}"
           + (f"; stopped earlier (shown, not compared): {len(main.lower_fidelity)}" if main.lower_fidelity else ""))
     print(f"front membership per cost ({', '.join(f'{f.axis.key[0].upper()} = {f.axis.key}' for f in fronts)}; "
-          f". = dominated); 'beats' = baselines dominated on {main.axis.key}\n")
+          f". = dominated); 'beats' = baselines dominated on {main.axis.key} at {epochs_text(main.fidelity)}, "
+          "one seed, with the verdict of `mfsearch confirm` (unconfirmed until it has run)\n")
     print(format_table(["front " + " ".join(keys), "family", "trial", "val/acc1", "MACs M", "params M", "latency ms",
                         "beats", "stages (mixer xdepth @dim)"], rows, align="lllrrrrll"))
     print()
@@ -77,6 +78,13 @@ def print_report(report) -> None:
     print(format_table(["cost", "epochs", "trials", "front", "HV all", "HV baselines", "reference cost"], hv_rows,
                        align="lrrrrrr"))
     print("HV: share of the box from (val/acc1 0 %, reference cost) to (100 %, 0) dominated by the trials.")
+    if report.confirmation is None:
+        print(f"\nno confirmation yet: the front rests on one seed at {epochs_text(main.fidelity)}. Retrain it and "
+              f"the baselines with 3 seeds at a larger budget:\n  mfsearch confirm {report.sweep.name} "
+              f"--tracking-uri {report.sweep.tracking_uri}")
+    else:
+        from .confirm_cmd import print_report as print_confirmation
+        print_confirmation(report.confirmation)
 
 
 def _num(value: float | None, scale: float, digits: int) -> str:

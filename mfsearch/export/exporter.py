@@ -63,7 +63,8 @@ def select(sweep: Sweep, selection: Selection) -> list[tuple[TrialRecord, str]]:
     assert front is not None  # load_sweep guarantees finished trials, and every trial logs MACs
     if selection.pareto:
         return [(m.trial, "on the Pareto front of val/acc1 against MACs"
-                 + (f" (dominates {', '.join(b.label for b in m.dominates)})" if m.dominates else ""))
+                 + (f" (dominates {', '.join(b.label for b in m.dominates)} at {m.trial.epochs} epochs, one seed; "
+                    "`mfsearch confirm` says whether that holds)" if m.dominates else ""))
                 for m in front.members]
     ranked = sorted(front.compared, key=lambda t: (-t.metrics[M.VAL_ACC1], t.metrics[M.COST_MACS], t.trial_id))
     return [(t, f"number {i} by val/acc1 among the trials at {front.fidelity} epochs")
