@@ -147,3 +147,39 @@ def test_failed_trial_is_recorded_and_sweep_goes_on(tmp_path, cifar10_root):
     failed = next(c for c in children if c.info.status == "FAILED")
     assert "non-finite" in failed.data.tags["error"] or "FloatingPointError" in failed.data.tags["error"]
     assert client.get_run(parents[0].info.run_id).data.metrics["sweep/failed"] == 1
+
+
+MO_ASHA = """
+name: moasha
+data: {dataset: cifar10, img_size: 32, train_subset: 300, val_subset: 100}
+train: {recipe: small, epochs: 3, overrides: {batch_size: 100, warmup_epochs: 0.2}}
+space:
+  fixed: {stem: {kernel_size: 3, stride: 2, padding: 1}}
+  stages:
+    - {mixer: [identity, pooling, sepconv], depth: 1, dim: 32}
+    - {mixer: [identity, pooling, random, sepconv], depth: 1, dim: 32}
+    - {mixer: [identity, random, sepconv, attention], depth: [1, 2], dim: 64}
+    - {mixer: [identity, random, attention], depth: 1, dim: 64}
+baselines: {families: [identityformer, poolformerv2, caformer]}
+objectives: [{metric: val/acc1, mode: max}, {metric: cost/macs, mode: min}]
+search: {algorithm: random, num_samples: 6, seed: 0}
+scheduler: {name: mo-asha, grace_period: 1, reduction_factor: 3}
+"""
+
+
+def test_mo_asha_sweep_stops_searched_trials_never_baselines(tmp_path, cifar10_root):
+    space = tmp_path / "moasha.yaml"
+    space.write_text(MO_ASHA)
+    out = cli("run", str(space), "--data-root", str(cifar10_root), cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "mfsearch confirm moasha" in out.stdout          # the run ends by pointing at the confirmation
+    client, parents, children = child_runs(tmp_path / "mlflow.db", "moasha")
+    assert parents[0].data.params["scheduler"] == "mo-asha"
+    baselines = [c for c in children if c.data.tags["mfsearch.family"] != "searched"]
+    searched = [c for c in children if c.data.tags["mfsearch.family"] == "searched"]
+    assert len(baselines) == 3 and len(searched) == 6
+    # Baselines always reach full fidelity; the scheduler does stop searched trials (ceil(n/3) go on per rung).
+    assert all(b.data.tags["mfsearch.status"] == "completed" and b.data.metrics["epochs_reached"] == 3
+               for b in baselines)
+    stopped = [c for c in searched if c.data.tags["mfsearch.status"] == "stopped_early"]
+    assert stopped and all(c.data.metrics["epochs_reached"] < 3 for c in stopped)

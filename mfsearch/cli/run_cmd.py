@@ -77,6 +77,7 @@ def describe_stages(cfg) -> str:
 
 
 def print_summary(result) -> None:
+    from ..analysis.fronts import epochs_text
     from ..config import parse_arch
     from ..pareto import pareto_indices
 
@@ -96,11 +97,17 @@ def print_summary(result) -> None:
           f"rejected by constraints"
           + (f" ({', '.join(f'{k}: {v}' for k, v in result.rejection_reasons.items())})" if result.rejection_reasons else ""))
     if rows:
-        print(f"\nTrials at full fidelity ({full} epochs); * = Pareto front (val/acc1 up, MACs down):")
+        print(f"\nTrials at full fidelity ({epochs_text(full)}, one seed each); * = Pareto front (val/acc1 up, "
+              "MACs down), unconfirmed:")
         print(format_table(["", "family", "val/acc1", "MACs M", "params M", "latency ms", "stages (mixer xdepth @dim)"],
                            rows, align="llrrrrl"))
     for trial_id, error in result.failed.items():
         print(f"failed {trial_id}: {error}")
+    if result.stopped_baselines:
+        print(f"note: baselines stopped before full fidelity: {', '.join(result.stopped_baselines)}")
     uri = result.tracking_uri
     print(f"\nOpen in MLflow:  mlflow ui --backend-store-uri {uri}   (experiment {result.name!r})")
     print(f"Export the front: mfsearch export {result.name} --pareto --out exported/ --tracking-uri {uri}")
+    print("\nThis front rests on one seed at the sweep's fidelity. Check that it survives 3 seeds at a larger budget "
+          "(every baseline retrained too):")
+    print(f"  mfsearch confirm {result.name} --tracking-uri {uri}")

@@ -50,6 +50,13 @@ class SweepResult:
     failed: dict[str, str]
     wall_time_s: float
 
+    @property
+    def stopped_baselines(self) -> list[str]:
+        """Baselines that ended below full fidelity (never by the scheduler: by an error or a limit)."""
+        full = max((int(t["metrics"].get("epochs_reached", 0)) for t in self.trials), default=0)
+        return [t["family"] for t in self.trials if t["family"] != "searched"
+                and int(t["metrics"].get("epochs_reached", 0)) < full]
+
 
 def default_storage(path: str | None) -> Path:
     return Path(path or "mfsearch_runs").resolve()
