@@ -4,7 +4,6 @@ from __future__ import annotations
 import math
 
 import pytest
-import torch
 
 import mfsearch
 from mfsearch.data import DataConfig

@@ -30,7 +30,7 @@ from ..analysis.sweep_data import (CONFIRM_TAG, KIND_TAG, SOURCE_TAG, SWEEP_RUN_
 from ..data import ImageDataModule, check_data
 from ..errors import ConfigError, MfsearchError
 from ..tracking import MlflowRun, arch_params
-from .runner import SPEC_ARTIFACT, default_storage, make_trainable, start_ray, trial_concurrency, trial_dirname
+from .runner import SPEC_ARTIFACT, default_storage, make_trainable, make_tuner, start_ray, trial_concurrency
 from .space import SearchSpec, parse_search_spec
 
 EPOCHS_FACTOR = 2
@@ -222,14 +222,8 @@ def _fit(spec: SearchSpec, configs: list[dict], sweep: Sweep, name: str, path: P
             _delete_seed_runs(sweep, state)
         callbacks = [MlflowTrialLogger(sweep.tracking_uri, sweep.name, state["confirm_run_id"], spec.train.epochs),
                      ConsoleProgress(len(configs), concurrency, spec.train.epochs, every=o.status_every)]
-        tuner = tune.Tuner(
-            trainable,
-            tune_config=tune.TuneConfig(search_alg=QueueSearcher(configs), num_samples=len(configs),
-                                        max_concurrent_trials=concurrency, trial_dirname_creator=trial_dirname,
-                                        reuse_actors=True),
-            run_config=tune.RunConfig(name=name, storage_path=str(path.parent), callbacks=callbacks, verbose=0,
-                                      failure_config=tune.FailureConfig(max_failures=spec.search.max_failures),
-                                      checkpoint_config=tune.CheckpointConfig(num_to_keep=1)))
+        tuner = make_tuner(spec, trainable, QueueSearcher(configs), None, len(configs), concurrency, name,
+                           path.parent, callbacks)
     print(f"confirm {sweep.name}: {len(configs)} trainings ({len(configs) // max(1, o.seeds)} architectures x "
           f"{o.seeds} seeds) of {spec.train.epochs} epochs on "
           f"{spec.data.train_subset or 'all'} training images, {concurrency} at a time", flush=True)

@@ -14,12 +14,12 @@ clear, but are never stopped: a baseline measured at 2 of 8 epochs compares with
 """
 from __future__ import annotations
 
-import pickle
 from typing import Callable, Sequence
 
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
 from .pareto_rank import promoted
+from .pickled_state import PickledState
 
 TIME_ATTR = "epochs_reached"   # what our trials report once per epoch
 
@@ -41,7 +41,7 @@ def never_protected(trial) -> bool:
     return False
 
 
-class MOASHAScheduler(FIFOScheduler):
+class MOASHAScheduler(PickledState, FIFOScheduler):
     """``objectives``: (metric, mode) pairs, e.g. [("val/acc1", "max"), ("cost/macs", "min")]."""
 
     def __init__(self, objectives: Sequence[tuple[str, str]], max_t: int, grace_period: int = 1,
@@ -114,13 +114,6 @@ class MOASHAScheduler(FIFOScheduler):
         sizes = ", ".join(f"epoch {m}: {len(r)}" for m, r in self.rungs.items())
         return f"MO-ASHA ({', '.join(m for m, _ in self.objectives)}): stopped {self.num_stopped}; rungs {sizes}"
 
-    def save(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "wb") as f:
-            pickle.dump(self.__dict__, f)
-
-    def restore(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "rb") as f:
-            self.__dict__.update(pickle.load(f))
 
 
 def is_baseline_trial(trial) -> bool:

@@ -6,12 +6,13 @@ position) pickles with the experiment, so ``Tuner.restore`` continues where it s
 """
 from __future__ import annotations
 
-import pickle
 
 from ray.tune.search import Searcher
 
+from .pickled_state import PickledState
 
-class QueueSearcher(Searcher):
+
+class QueueSearcher(PickledState, Searcher):
     def __init__(self, configs: list[dict]):
         super().__init__(metric="val/acc1", mode="max")
         self.configs = list(configs)
@@ -26,10 +27,3 @@ class QueueSearcher(Searcher):
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         pass
 
-    def save(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "wb") as f:
-            pickle.dump(self.__dict__, f)
-
-    def restore(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "rb") as f:
-            self.__dict__.update(pickle.load(f))

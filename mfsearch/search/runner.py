@@ -175,15 +175,7 @@ def _fit(spec: SearchSpec, baselines: list, num_classes: int, img_size: int, nam
         scheduler = make_scheduler(spec)
         callbacks = [MlflowTrialLogger(tracking_uri, name, parent_run_id, spec.train.epochs),
                      ConsoleProgress(total, concurrency, spec.train.epochs, every=options.status_every)]
-        tuner = tune.Tuner(
-            trainable,
-            tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=total,
-                                        max_concurrent_trials=concurrency, trial_dirname_creator=trial_dirname,
-                                        reuse_actors=True),  # skip re-importing torch & co per trial
-            run_config=tune.RunConfig(
-                name=name, storage_path=str(storage), callbacks=callbacks, verbose=0,
-                failure_config=tune.FailureConfig(max_failures=spec.search.max_failures),
-                checkpoint_config=tune.CheckpointConfig(num_to_keep=1)))
+        tuner = make_tuner(spec, trainable, searcher, scheduler, total, concurrency, name, storage, callbacks)
     print(f"sweep {name}: {total} trials ({len(baselines)} baselines + {spec.search.num_samples} searched), "
           f"{concurrency} at a time, {res.cpus_per_trial:g} CPU / {res.gpus_per_trial:g} GPU each; "
           f"MLflow {tracking_uri}", flush=True)
@@ -235,6 +227,22 @@ def trial_concurrency(spec: SearchSpec) -> int:
 
     res = spec.resources
     return res.max_concurrent or max(1, int(ray.cluster_resources().get("CPU", 1) // res.cpus_per_trial))
+
+
+def make_tuner(spec: SearchSpec, trainable, searcher, scheduler, total: int, concurrency: int, name: str,
+               storage: Path, callbacks: list):
+    """A new Tune experiment ``storage/name`` (``Tuner.restore`` reopens it)."""
+    from ray import tune
+
+    return tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=total,
+                                    max_concurrent_trials=concurrency, trial_dirname_creator=trial_dirname,
+                                    reuse_actors=True),  # skip re-importing torch & co per trial
+        run_config=tune.RunConfig(
+            name=name, storage_path=str(storage), callbacks=callbacks, verbose=0,
+            failure_config=tune.FailureConfig(max_failures=spec.search.max_failures),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1)))
 
 
 def make_scheduler(spec: SearchSpec):

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import pickle
 from typing import Any
 
 from ray.tune.search import Searcher
 
 from .candidates import SEARCHED, Candidate, build_arch, check_candidate
+from .pickled_state import PickledState
 from .proposers import make_proposer
 from .space import SearchSpec
 
 
-class CandidateSearcher(Searcher):
+class CandidateSearcher(PickledState, Searcher):
     def __init__(self, spec: SearchSpec, baselines: list[Candidate], num_classes: int, img_size: int):
         first = spec.objectives[0]
         super().__init__(metric=first.metric, mode=first.mode)
@@ -64,11 +64,4 @@ class CandidateSearcher(Searcher):
         return {"searched": self.searched, "rejected": self.rejected,
                 "rejection_reasons": dict(self.rejection_reasons), "exhausted": self.exhausted}
 
-    # Resume: the whole state (proposer and Optuna study included) is plain Python and pickles.
-    def save(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "wb") as f:
-            pickle.dump(self.__dict__, f)
 
-    def restore(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "rb") as f:
-            self.__dict__.update(pickle.load(f))
