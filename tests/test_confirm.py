@@ -96,6 +96,25 @@ def test_confirm_nested_runs_same_seeds_intervals_verdicts_and_tau(store):
     assert -1 <= tau <= 1 and tau == pytest.approx(report["kendall_tau"])
     assert client.get_run(sweep_run.info.run_id).data.metrics["confirm/kendall_tau"] == pytest.approx(tau)
     assert "Kendall tau" in out.stdout and "95 % interval" in out.stdout and "verdict" in out.stdout
+    # The MLflow UI opens the experiment as model training, with views whose columns are our metrics.
+    tags = client.get_experiment_by_name("smoke").tags
+    assert tags["mlflow.experimentKind"] == "custom_model_development"
+    view = json.loads(tags["mlflow.sharedViewState.mfsearch-confirm"])
+    assert "metrics.`confirm/val_acc1_mean`" in view["selectedColumns"]
+    assert view["orderByKey"] == "metrics.`confirm/val_acc1_mean`" and "confirm-arch" in view["searchFilter"]
+    assert "metrics.`val/acc1`" in json.loads(tags["mlflow.sharedViewState.mfsearch-sweep"])["selectedColumns"]
+    assert "viewStateShareKey=mfsearch-confirm&workflowType=machine_learning" in out.stdout
+    # The after-sweep reports now carry the confirmation: intervals, verdicts, tau.
+    assert main(["pareto", "smoke", "--tracking-uri", uri, "--out", str(work / "p"), "--no-log"]) == 0
+    front = json.loads((work / "p" / "front.json").read_text())
+    assert front["confirmation"]["confirm_run_id"] == parent.info.run_id
+    import csv
+    with open(work / "p" / "front.csv") as f:
+        beaten = [d for row in csv.DictReader(f) for d in row["dominates"].split(";") if d]
+    assert all(d.rsplit(":", 1)[1] in ("confirmed", "refuted", "unconfirmed") for d in beaten)   # never bare
+    assert main(["dashboard", "smoke", "--tracking-uri", uri, "-o", str(work / "d.html")]) == 0
+    page = (work / "d.html").read_text()
+    assert "claims-table" in page and "confirmed-table" in page and "Kendall tau" in page
     # A second confirmation under the same name is refused: --resume or another --name.
     again = cli("confirm", "smoke", *FAST, cwd=work)
     assert again.returncode == 2 and "already exists" in again.stderr

@@ -75,6 +75,7 @@ class ConfirmReport:
     kendall_tau: float             # sweep val/acc1 vs confirmed mean val/acc1, over ``ranked``
     ranked: tuple[str, ...]        # keys of the architectures both rankings hold
     wall_time_s: float = 0.0
+    experiment_id: str | None = None   # the sweep's MLflow experiment (where the confirm runs live)
 
     def arch(self, key: str) -> ConfirmedArch:
         return next(a for a in self.archs if a.key == key)
@@ -96,7 +97,7 @@ class ConfirmReport:
             "sweep": self.sweep, "sweep_run_id": self.sweep_run_id, "confirm_run_id": self.confirm_run_id,
             "seeds": list(self.seeds), "epochs": self.epochs, "train_images": self.train_images,
             "sweep_epochs": self.sweep_epochs, "kendall_tau": _num(self.kendall_tau), "ranked": list(self.ranked),
-            "wall_time_s": self.wall_time_s,
+            "wall_time_s": self.wall_time_s, "experiment_id": self.experiment_id,
             "test": "paired t-test over shared seeds, two-sided, 95 % interval of the mean difference",
             "archs": [_arch_dict(a) for a in self.archs],
             "claims": [_claim_dict(c) for c in self.claims],
@@ -113,7 +114,8 @@ class ConfirmReport:
         tau = d.get("kendall_tau")
         return cls(d["sweep"], d["sweep_run_id"], d["confirm_run_id"], tuple(d["seeds"]), int(d["epochs"]),
                    d.get("train_images"), int(d.get("sweep_epochs", 0)), archs, claims,
-                   math.nan if tau is None else float(tau), tuple(d.get("ranked", ())), float(d.get("wall_time_s", 0)))
+                   math.nan if tau is None else float(tau), tuple(d.get("ranked", ())), float(d.get("wall_time_s", 0)),
+                   d.get("experiment_id"))
 
 
 def _num(x: float) -> float | None:
@@ -180,6 +182,7 @@ def interval_metrics(a: ConfirmedArch) -> dict[str, float]:
             out[f"confirm/{name}_ci_low"] = interval.low
             out[f"confirm/{name}_ci_high"] = interval.high
             out[f"confirm/{name}_sd"] = interval.sd
+    out = {k: round(v, 4) for k, v in out.items()}   # means of float32 accuracies: 4 decimals, not 18.5799999
     out["confirm/seeds"] = len(a.val)
     if a.sweep_acc is not None:
         out["sweep/val_acc1"] = a.sweep_acc

@@ -117,6 +117,10 @@ def print_report(report) -> None:
     print(f"\nrank agreement sweep vs confirmation over {n} architectures: Kendall tau = "
           + ("n/a" if math.isnan(tau) else f"{tau:+.2f}")
           + " (logged on the sweep run as confirm/kendall_tau; 1 = same order, 0 = unrelated, -1 = reversed)")
+    if report.experiment_id:
+        from ..tracking.mlflow_views import CONFIRM_VIEW, view_url
+        from .run_cmd import MLFLOW_UI
+        print(f"in MLflow (`mlflow ui` on the same store): {view_url(MLFLOW_UI, report.experiment_id, CONFIRM_VIEW)}")
 
 
 def _ci(i) -> str:

@@ -76,8 +76,12 @@ def describe_stages(cfg) -> str:
     return " | ".join(parts)
 
 
+MLFLOW_UI = "http://127.0.0.1:5000"   # where `mlflow ui` serves by default
+
+
 def print_summary(result) -> None:
     from ..analysis.fronts import epochs_text
+    from ..tracking.mlflow_views import SWEEP_VIEW, view_url
     from ..config import parse_arch
     from ..pareto import pareto_indices
 
@@ -106,7 +110,8 @@ def print_summary(result) -> None:
     if result.stopped_baselines:
         print(f"note: baselines stopped before full fidelity: {', '.join(result.stopped_baselines)}")
     uri = result.tracking_uri
-    print(f"\nOpen in MLflow:  mlflow ui --backend-store-uri {uri}   (experiment {result.name!r})")
+    print(f"\nOpen in MLflow:  mlflow ui --backend-store-uri {uri}   (experiment {result.name!r}), then its "
+          f"trials table:\n  {view_url(MLFLOW_UI, result.experiment_id, SWEEP_VIEW)}")
     print(f"Export the front: mfsearch export {result.name} --pareto --out exported/ --tracking-uri {uri}")
     print("\nThis front rests on one seed at the sweep's fidelity. Check that it survives 3 seeds at a larger budget "
           "(every baseline retrained too):")

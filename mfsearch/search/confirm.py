@@ -30,6 +30,7 @@ from ..analysis.sweep_data import (CONFIRM_TAG, KIND_TAG, SOURCE_TAG, SWEEP_RUN_
 from ..data import ImageDataModule, check_data
 from ..errors import ConfigError, MfsearchError
 from ..tracking import MlflowRun, arch_params
+from ..tracking.mlflow_views import publish_confirm_view
 from .runner import SPEC_ARTIFACT, default_storage, make_trainable, make_tuner, start_ray, trial_concurrency
 from .space import SearchSpec, parse_search_spec
 
@@ -185,6 +186,7 @@ def _open_runs(sweep: Sweep, chosen: list[Chosen], spec: SearchSpec, seeds: tupl
                             ).start()
             run.log_params({**arch_params(parse_arch(c.arch)), "family": c.trial.family})
             arch_runs[c.trial.trial_id] = run.run_id
+        publish_confirm_view(parent.client, parent.experiment_id)
         path.mkdir(parents=True, exist_ok=True)
         state = {"confirm_run_id": parent.run_id, "arch_runs": arch_runs, "sweep_run_id": sweep.parent_run_id,
                  "options": {k: v for k, v in dataclasses.asdict(o).items() if k not in ("resume", "status_every")}}
@@ -282,7 +284,7 @@ def _judge(sweep: Sweep, chosen: list[Chosen], seeds: tuple[int, ...], spec: Sea
     tau, ranked = rank_agreement(archs)
     return ConfirmReport(sweep.name, sweep.parent_run_id, state["confirm_run_id"], seeds, spec.train.epochs,
                          spec.data.train_subset, _sweep_epochs(sweep), tuple(archs), build_claims(archs, claimed),
-                         tau, ranked, wall)
+                         tau, ranked, wall, sweep.experiment_id)
 
 
 def _log_report(sweep: Sweep, report: ConfirmReport, state: dict) -> None:

@@ -19,6 +19,7 @@ from ..data.locate import resolve_root
 from ..errors import ConfigError, MfsearchError
 from ..tracking import MlflowRun, resolve_tracking_uri
 from ..tracking.mlflow_store import flatten
+from ..tracking.mlflow_views import publish_sweep_view
 from .candidates import baseline_candidates, feasibility
 from .proposers import GridProposer
 from .space import SearchSpec, load_search_spec
@@ -49,6 +50,7 @@ class SweepResult:
     rejection_reasons: dict
     failed: dict[str, str]
     wall_time_s: float
+    experiment_id: str | None = None
 
     @property
     def stopped_baselines(self) -> list[str]:
@@ -117,6 +119,7 @@ def run_sweep(spec_path: str | None, options: SweepOptions, resume: str | None =
     if resume:
         parent = MlflowRun(tracking_uri, name)
         parent.run_id = state["parent_run_id"]
+        parent.experiment_id = parent.client.get_run(parent.run_id).info.experiment_id
     else:
         parent = MlflowRun(tracking_uri, name, run_name=f"sweep-{name}", tags={"mfsearch.kind": "sweep"}).start()
         try:
@@ -126,6 +129,7 @@ def run_sweep(spec_path: str | None, options: SweepOptions, resume: str | None =
                 "name": name, "tracking_uri": tracking_uri, "parent_run_id": parent.run_id,
                 "overrides": options.overrides, "source": str(Path(spec_path).resolve())}, indent=2))
             parent.log_params(_settings(spec))
+            publish_sweep_view(parent.client, parent.experiment_id, parent.run_id)
             parent.log_artifact(spec_path)
             parent.log_text(yaml.safe_dump(_resolved(spec, num_classes, img_size), sort_keys=False), "resolved.yaml")
             # The space as this sweep ran it (command-line overrides applied): what `confirm` retrains from.
@@ -145,6 +149,7 @@ def run_sweep(spec_path: str | None, options: SweepOptions, resume: str | None =
             parent.fail(err)
         raise
     result.wall_time_s = time.monotonic() - started
+    result.experiment_id = parent.experiment_id
     parent.log_metrics({"sweep/trials": len(result.trials), "sweep/failed": len(result.failed),
                         "sweep/rejected": result.rejected, "sweep/wall_time_s": result.wall_time_s}, step=0)
     parent.set_tags({"mfsearch.rejection_reasons": json.dumps(result.rejection_reasons)})

@@ -72,6 +72,7 @@ class MlflowRun:
         if parent_run_id:
             self.tags["mlflow.parentRunId"] = parent_run_id
         self.run_id: str | None = None
+        self.experiment_id: str | None = None
         self._client = None
 
     @property
@@ -96,7 +97,7 @@ class MlflowRun:
         except Exception as err:  # an unreachable server or unusable store: one clear line
             raise MfsearchError(f"tracking: cannot use the MLflow store {self.tracking_uri}: "
                                 f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}") from err
-        self.run_id = run.info.run_id
+        self.run_id, self.experiment_id = run.info.run_id, experiment_id
         return self
 
     def log_params(self, params: Mapping[str, Any]) -> None:
