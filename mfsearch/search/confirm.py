@@ -223,7 +223,8 @@ def _fit(spec: SearchSpec, configs: list[dict], sweep: Sweep, name: str, path: P
         if o.resume:  # killed before Tune saved any state: start the seeds over
             _delete_seed_runs(sweep, state)
         callbacks = [MlflowTrialLogger(sweep.tracking_uri, sweep.name, state["confirm_run_id"], spec.train.epochs),
-                     ConsoleProgress(len(configs), concurrency, spec.train.epochs, every=o.status_every)]
+                     ConsoleProgress(len(configs), concurrency, spec.train.epochs, every=o.status_every,
+                                     noun="trainings", search=False)]
         tuner = make_tuner(spec, trainable, QueueSearcher(configs), None, len(configs), concurrency, name,
                            path.parent, callbacks)
     print(f"confirm {sweep.name}: {len(configs)} trainings ({len(configs) // max(1, o.seeds)} architectures x "

@@ -18,8 +18,10 @@ def _fmt_time(seconds: float) -> str:
 class ConsoleProgress(Callback):
     """One status line every ``every`` seconds and on each finished trial."""
 
-    def __init__(self, total: int, concurrency: int, full_epochs: int, every: float = 15.0, stream=None):
+    def __init__(self, total: int, concurrency: int, full_epochs: int, every: float = 15.0, stream=None,
+                 noun: str = "trials", search: bool = True):
         self.total, self.concurrency, self.full_epochs = total, max(1, concurrency), full_epochs
+        self.noun, self.search = noun, search   # `confirm`: "trainings", no scheduler and no front
         self.every = every
         self.stream = stream or sys.stdout
         self.start = time.monotonic()
@@ -80,6 +82,8 @@ class ConsoleProgress(Callback):
             eta = f" | ETA {_fmt_time(sum(self.durations) / len(self.durations) * remaining / self.concurrency)}"
         front = len(pareto_indices(points, [True, False])) if points else 0
         best_text = f"best val/acc1 {best[0]:.1f} ({best[1]})" if best else "best val/acc1 -"
-        print(f"[{_fmt_time(elapsed)}] trials {finished}/{self.total}: {counts['done']} done, "
-              f"{counts['running']} running, {counts['failed']} failed, {counts['stopped']} stopped early | "
-              f"{best_text} | Pareto {front}{eta}", file=self.stream, flush=True)
+        stopped = f", {counts['stopped']} stopped early" if self.search else ""
+        tail = f"{best_text} | Pareto {front}" if self.search else best_text
+        print(f"[{_fmt_time(elapsed)}] {self.noun} {finished}/{self.total}: {counts['done']} done, "
+              f"{counts['running']} running, {counts['failed']} failed{stopped} | {tail}{eta}",
+              file=self.stream, flush=True)
