@@ -183,3 +183,14 @@ def test_mo_asha_sweep_stops_searched_trials_never_baselines(tmp_path, cifar10_r
                for b in baselines)
     stopped = [c for c in searched if c.data.tags["mfsearch.status"] == "stopped_early"]
     assert stopped and all(c.data.metrics["epochs_reached"] < 3 for c in stopped)
+
+
+@pytest.mark.parametrize("args", [["--name", "../../etc"], ["--name", "/abs/path"], ["--name", ".hidden"],
+                                  ["--resume", "../x"]])
+def test_sweep_names_are_names_not_paths(tmp_path, cifar10_root, monkeypatch, capsys, args):
+    monkeypatch.chdir(tmp_path)
+    space = [] if args[0] == "--resume" else [str(SMOKE)]
+    code = main(["run", *space, *args, "--data-root", str(cifar10_root)])
+    err = capsys.readouterr().err
+    assert code == 2 and "is not a name" in err and len(err.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []          # no store, no Tune folder, nothing outside either

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 import time
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,7 @@ from ..data import ImageDataModule, check_data
 from ..errors import ConfigError, MfsearchError
 from ..tracking import MlflowRun, arch_params
 from ..tracking.mlflow_views import publish_confirm_view
-from .runner import SPEC_ARTIFACT, default_storage, make_trainable, make_tuner, start_ray, trial_concurrency
+from .runner import SPEC_ARTIFACT, check_name, default_storage, make_trainable, make_tuner, start_ray, trial_concurrency
 from .space import SearchSpec, parse_search_spec
 
 EPOCHS_FACTOR = 2
@@ -40,7 +39,6 @@ ARCH_TAG = "mfsearch.arch_key"
 SEED_TAG = "mfsearch.seed"
 STATE_FILE = "confirm_state.json"
 SELECTIONS = ("pareto", "top-k", "run-id")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
 @dataclasses.dataclass
@@ -71,8 +69,7 @@ def run_confirm(sweep_ref: str, options: ConfirmOptions) -> ConfirmReport:
     _check_options(options)
     sweep = load_sweep(sweep_ref, options.tracking_uri)
     name = options.name or f"{sweep.name}-confirm"
-    if not _NAME.match(name):
-        raise ConfigError("--name", f"{name!r} is not a name: letters, digits, '.', '_' and '-' only")
+    check_name(name, "--name")
     path = default_storage(options.storage_path) / name
     state = _read_state(path) if options.resume else None
     if options.resume and state is None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -60,6 +61,18 @@ class SweepResult:
                 and int(t["metrics"].get("epochs_reached", 0)) < full]
 
 
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+
+
+def check_name(name: str, field: str) -> str:
+    """A sweep or confirmation name becomes a folder under --storage-path and an MLflow experiment:
+    a name, never a path (no separators, no '..', nothing hidden)."""
+    if not _NAME.match(str(name)) or ".." in str(name):
+        raise ConfigError(field, f"{str(name)[:80]!r} is not a name: letters, digits, '.', '_' and '-' "
+                                 "(starting with a letter or digit, at most 128 characters)")
+    return str(name)
+
+
 def default_storage(path: str | None) -> Path:
     return Path(path or "mfsearch_runs").resolve()
 
@@ -99,7 +112,7 @@ def _check_spec(spec: SearchSpec) -> tuple[SearchSpec, int, int, list]:
 def run_sweep(spec_path: str | None, options: SweepOptions, resume: str | None = None) -> SweepResult:
     storage = default_storage(options.storage_path)
     if resume:
-        state_dir = storage / resume
+        state_dir = storage / check_name(resume, "--resume")
         state_file = state_dir / STATE_FILE
         if not state_file.exists():
             known = sorted(p.name for p in storage.glob("*") if (p / STATE_FILE).exists()) if storage.exists() else []
@@ -109,7 +122,7 @@ def run_sweep(spec_path: str | None, options: SweepOptions, resume: str | None =
                                       overrides=state["overrides"])
         spec_path = str(state_dir / SPACE_COPY)
     spec, num_classes, img_size, baselines = prepare_sweep(spec_path, options)
-    name = options.name or spec.name
+    name = check_name(options.name or spec.name, "--name" if options.name else "name")
     tracking_uri = resolve_tracking_uri(options.tracking_uri)
     experiment_path = storage / name
     if not resume and (experiment_path / STATE_FILE).exists():
