@@ -63,8 +63,9 @@ def arch(key, family, macs, val, sweep_acc=None):
 def test_claims_cover_every_cheaper_searched_baseline_pair():
     archs = [arch("s1", "searched", 10e6, [50, 52, 51], 40), arch("s2", "searched", 30e6, [40, 41, 39], 41),
              arch("conv", "convformer", 20e6, [45, 46, 44], 39), arch("id", "identityformer", 10e6, [49, 50, 52], 38)]
-    claims = build_claims(archs, claimed={("s1", "conv")})
-    assert {(c.arch, c.baseline) for c in claims} == {("s1", "conv"), ("s1", "id")}    # s2 costs more than both
+    claims = build_claims(archs, claimed={("s1", "conv"), ("id", "conv")})
+    # s2 costs more than both baselines; id over conv is judged because the sweep claimed it.
+    assert {(c.arch, c.baseline) for c in claims} == {("s1", "conv"), ("s1", "id"), ("id", "conv")}
     by = {(c.arch, c.baseline): c for c in claims}
     assert by["s1", "conv"].claimed_by_sweep and by["s1", "conv"].verdict == "confirmed"
     assert not by["s1", "id"].claimed_by_sweep and by["s1", "id"].verdict == "unconfirmed"

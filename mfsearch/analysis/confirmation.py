@@ -150,15 +150,13 @@ def _claim(a: ConfirmedArch, x: ConfirmedArch, claimed: bool) -> Claim:
 
 
 def build_claims(archs: Sequence[ConfirmedArch], claimed: set[tuple[str, str]]) -> tuple[Claim, ...]:
-    """Every (searched A, baseline X) with MACs(A) <= MACs(X): the pairs where A could dominate X.
-
-    ``claimed`` holds the (A, X) keys the sweep's front said A dominates."""
+    """Every (searched A, baseline X) with MACs(A) <= MACs(X) — the pairs where A could dominate X —
+    and every other dominance the sweep's front claimed over a baseline (a baseline on the front
+    over another baseline, say). ``claimed`` holds the (A, X) keys the sweep said A dominates."""
     out = []
     for a in archs:
-        if a.is_baseline:
-            continue
         for x in archs:
-            if x.is_baseline and a.macs <= x.macs:
+            if x.is_baseline and x.key != a.key and a.macs <= x.macs and (not a.is_baseline or (a.key, x.key) in claimed):
                 out.append(_claim(a, x, (a.key, x.key) in claimed))
     return tuple(out)
 

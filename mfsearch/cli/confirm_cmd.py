@@ -107,8 +107,9 @@ def print_report(report) -> None:
                          "-" if d is None else f"{d.mean:+.2f}", _ci(d),
                          "-" if not c.comparison or math.isnan(c.comparison.p_value) else f"{c.comparison.p_value:.3f}",
                          c.verdict.upper() if c.claimed_by_sweep else c.verdict])
-        print("\nclaims 'A beats X' (A has no more MACs than X): paired t-test of val/acc1 over the shared seeds")
-        print(format_table(["A (searched)", "X (baseline)", "MACs A/X", "sweep said", "Δ val/acc1", "95 % interval",
+        print("\nclaims 'A beats X' (A has no more MACs than X; every searched A, and every baseline A the sweep "
+              "said dominates X): paired t-test of val/acc1 over the shared seeds")
+        print(format_table(["A", "X (baseline)", "MACs A/X", "sweep said", "Δ val/acc1", "95 % interval",
                             "p", "verdict"], rows, align="llrlrlrl"))
         counts = report.counts()
         print(f"{counts['confirmed']} confirmed, {counts['refuted']} refuted, {counts['unconfirmed']} unconfirmed "
