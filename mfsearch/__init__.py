@@ -11,6 +11,7 @@ from .errors import ConfigError, MfsearchError
 from .layers.activations import ACTIVATIONS
 from .layers.mixers import MIXERS
 from .layers.norms import NORMS
+from . import interop  # noqa: F401  (mfsearch.interop.TIMM_IMPLEMENTATION after a plain `import mfsearch`)
 from . import timm_models as _timm_models  # noqa: F401  (registers identityformer_*/randformer_* in timm)
 
 __version__ = "0.1.0"

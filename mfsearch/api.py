@@ -74,4 +74,6 @@ def count_cost(arch: ArchLike, img_size: int | None = None, **overrides: Any) ->
 
     Analytic: allocates no weights. ``img_size`` defaults to the config's (224 for presets).
     """
-    return count_config(resolve_arch(arch, **overrides), img_size)
+    if img_size is not None:  # validated like any field (0 or -3 px is an error, not "the default")
+        overrides["img_size"] = img_size
+    return count_config(resolve_arch(arch, **overrides))

@@ -71,3 +71,17 @@ def test_bad_yaml_field_exit_2(tmp_path):
 def test_help_explains():
     out = mfsearch("--help")
     assert out.returncode == 0 and "models" in out.stdout and "profile" in out.stdout
+
+
+@pytest.mark.parametrize("size", ["0", "-3"])
+def test_profile_refuses_a_non_positive_image_size(size, capsys):
+    from mfsearch.cli.main import main
+    assert main(["profile", "caformer_s18", "--img-size", size]) == 2
+    err = capsys.readouterr().err
+    assert f"--img-size: must be > 0, got {size}" in err and len(err.strip().splitlines()) == 1
+
+
+def test_readme_interop_attribute_after_a_plain_import():
+    code = "import mfsearch; print(mfsearch.interop.TIMM_IMPLEMENTATION)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and "norm_eps" in out.stdout, out.stderr

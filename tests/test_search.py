@@ -194,3 +194,11 @@ def test_sweep_names_are_names_not_paths(tmp_path, cifar10_root, monkeypatch, ca
     err = capsys.readouterr().err
     assert code == 2 and "is not a name" in err and len(err.strip().splitlines()) == 1
     assert list(tmp_path.iterdir()) == []          # no store, no Tune folder, nothing outside either
+
+
+def test_misspelt_set_section_is_refused(tmp_path, cifar10_root, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    code = main(["run", str(SMOKE), "--set", "serach.num_samples=0", "--data-root", str(cifar10_root)])
+    err = capsys.readouterr().err
+    assert code == 2 and "--set serach.num_samples: unknown section 'serach'" in err
+    assert list(tmp_path.iterdir()) == []

@@ -5,6 +5,7 @@ import argparse
 import json
 
 from ..api import count_cost, list_presets, resolve_arch
+from ..errors import ConfigError
 from ..published import published
 from ..presets import preset_family
 from .table import format_table
@@ -69,7 +70,10 @@ def _paper_params(row: dict) -> str:
 
 def run_profile(args: argparse.Namespace) -> int:
     cfg = resolve_arch(args.arch)
-    cost = count_cost(cfg, img_size=args.img_size)
+    try:
+        cost = count_cost(cfg, img_size=args.img_size)
+    except ConfigError as err:
+        raise (ConfigError("--img-size", err.message) if err.path == "img_size" else err) from None
     if args.json:
         print(json.dumps({"arch": args.arch, **cost.to_dict()}, indent=2))
         return 0

@@ -181,6 +181,10 @@ def _apply_overrides(raw: dict, overrides: dict[str, Any]) -> dict:
     raw = {k: (dict(v) if isinstance(v, dict) else v) for k, v in raw.items()}
     for dotted, value in overrides.items():
         section, _, field = dotted.partition(".")
+        if section not in SECTIONS or (section != "name" and not field):
+            raise ConfigError(f"--set {dotted}", f"unknown section {section!r}; allowed: {', '.join(SECTIONS)} "
+                                                 "(as section.field=value)" if section not in SECTIONS else
+                                                 "expected section.field=value")
         node = raw.setdefault(section, {})
         if not isinstance(node, dict):
             raise ConfigError(section, "expected a mapping")
