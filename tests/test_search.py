@@ -202,3 +202,14 @@ def test_misspelt_set_section_is_refused(tmp_path, cifar10_root, monkeypatch, ca
     err = capsys.readouterr().err
     assert code == 2 and "--set serach.num_samples: unknown section 'serach'" in err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_unreachable_tracking_server_fails_in_seconds(tmp_path, cifar10_root, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    for argv in (["run", str(SMOKE), "--data-root", str(cifar10_root)], ["pareto", "smoke"], ["confirm", "smoke"]):
+        start = time.monotonic()
+        code = main([*argv, "--tracking-uri", "http://127.0.0.1:1"])
+        err = capsys.readouterr().err
+        assert code == 2 and "tracking server http://127.0.0.1:1 is not reachable" in err, err
+        assert len(err.strip().splitlines()) == 1 and time.monotonic() - start < 60   # MLflow's own retries: minutes
+    assert list(tmp_path.iterdir()) == []

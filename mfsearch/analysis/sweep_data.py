@@ -19,6 +19,7 @@ import yaml
 from .. import metrics as M
 from ..errors import MfsearchError
 from ..tracking import resolve_tracking_uri
+from ..tracking.mlflow_store import check_reachable
 
 SWEEP_KIND_TAG = KIND_TAG = "mfsearch.kind"      # sweep | confirm | confirm-arch
 SWEEP_RUN_TAG = "mfsearch.sweep_run_id"         # on a confirm run: the sweep it confirms
@@ -121,6 +122,7 @@ def open_client(tracking_uri: str | None):
     from mlflow.tracking import MlflowClient
 
     uri = resolve_tracking_uri(tracking_uri)
+    check_reachable(uri)
     if uri.startswith("sqlite:///"):
         path = Path(uri[len("sqlite:///"):])
         if not path.is_file():

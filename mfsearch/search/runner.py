@@ -19,7 +19,7 @@ from ..data import ImageDataModule, check_data
 from ..data.locate import resolve_root
 from ..errors import ConfigError, MfsearchError
 from ..tracking import MlflowRun, resolve_tracking_uri
-from ..tracking.mlflow_store import flatten
+from ..tracking.mlflow_store import check_reachable, flatten
 from ..tracking.mlflow_views import publish_sweep_view
 from .candidates import baseline_candidates, feasibility
 from .proposers import GridProposer
@@ -124,6 +124,7 @@ def run_sweep(spec_path: str | None, options: SweepOptions, resume: str | None =
     spec, num_classes, img_size, baselines = prepare_sweep(spec_path, options)
     name = check_name(options.name or spec.name, "--name" if options.name else "name")
     tracking_uri = resolve_tracking_uri(options.tracking_uri)
+    check_reachable(tracking_uri)
     experiment_path = storage / name
     if not resume and (experiment_path / STATE_FILE).exists():
         raise MfsearchError(f"a sweep named {name!r} already exists in {storage}: continue it with "

@@ -31,6 +31,29 @@ def resolve_tracking_uri(uri: str | None) -> str:
     return uri
 
 
+REACH_TIMEOUT_S = 5.0
+
+
+def check_reachable(uri: str, timeout: float = REACH_TIMEOUT_S) -> None:
+    """Fail in seconds, with one line naming the URI, when an http(s) tracking server does not answer.
+
+    MLflow's client retries a refused connection with backoff for minutes before it gives up (seen:
+    254 s for ``http://127.0.0.1:1``). Any HTTP answer, even 401 or 404, means a server is there."""
+    if not uri.startswith(("http://", "https://")):
+        return
+    import urllib.error
+    import urllib.request
+
+    try:
+        urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout).close()
+    except urllib.error.HTTPError:
+        return
+    except (urllib.error.URLError, OSError) as err:
+        reason = getattr(err, "reason", err)
+        raise MfsearchError(f"tracking server {uri} is not reachable ({reason}); start it, or pass another "
+                            f"--tracking-uri (default: sqlite:///./mlflow.db)") from None
+
+
 def arch_params(cfg: ArchConfig) -> dict[str, str]:
     """Flattened per-stage params: ``stage0.mixer``, ``stage0.depth``, ... plus global fields."""
     out: dict[str, Any] = {
@@ -86,6 +109,7 @@ class MlflowRun:
         return self._client
 
     def start(self) -> "MlflowRun":
+        check_reachable(self.tracking_uri)
         try:
             experiment = self.client.get_experiment_by_name(self.experiment)
             experiment_id = experiment.experiment_id if experiment else self.client.create_experiment(self.experiment)
