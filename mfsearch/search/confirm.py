@@ -244,12 +244,11 @@ def _delete_seed_runs(sweep: Sweep, state: dict, keep: set[str] = frozenset()) -
 def _seed_results(sweep: Sweep, state: dict) -> dict[str, dict[str, dict[int, float]]]:
     """arch key -> {"val": {seed: acc}, "test": {seed: acc}} from the finished seed runs in MLflow
     (the store, not Tune's memory: a resumed confirmation sees the seeds the first attempt finished)."""
-    from mlflow.entities import ViewType
     _, client = open_client(sweep.tracking_uri)
     out: dict[str, dict[str, dict[int, float]]] = {}
+    # Active runs only (MLflow's default view): deleted partial attempts do not count.
     runs = client.search_runs([sweep.experiment_id], f"tags.`{CONFIRM_TAG}` = '{state['confirm_run_id']}' "
-                                                     f"and tags.`{SEED_TAG}` != ''",
-                              run_view_type=ViewType.ACTIVE_ONLY, max_results=50000)
+                                                     f"and tags.`{SEED_TAG}` != ''", max_results=50000)
     for run in runs:
         if run.info.status != "FINISHED":
             continue
