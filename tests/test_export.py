@@ -142,12 +142,8 @@ def test_export_top_k_overwrite_register_then_retrain(sweep, tmp_path, capsys, m
     version = MlflowClient(sweep.tracking_uri, registry_uri=sweep.tracking_uri).get_model_version("smoke-best", "1")
     assert version.run_id == meta["run_id"] and version.tags["mfsearch.trial_id"] == meta["trial_id"]
     import mfsearch
-    from mfsearch.export.registry import _point_fluent_api_at, _restore_fluent_api
-    _point_fluent_api_at(sweep.tracking_uri)  # models:/ URIs resolve through the fluent API's registry
-    try:
-        registered = mlflow.pytorch.load_model("models:/smoke-best/1")
-    finally:
-        _restore_fluent_api()
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", sweep.tracking_uri)  # models:/ URIs resolve through it
+    registered = mlflow.pytorch.load_model("models:/smoke-best/1")
     model = mfsearch.create_model(str(folder / "arch.yaml"), pretrained=str(folder / "weights.safetensors")).eval()
     x = torch.randn(5, 3, 32, 32)   # another batch size than registered with: the batch axis is dynamic
     with torch.no_grad():

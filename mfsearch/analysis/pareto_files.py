@@ -63,8 +63,7 @@ def hypervolume_metrics(report: ParetoReport) -> dict[str, float]:
 
 def log_to_sweep(report: ParetoReport, files: ParetoFiles) -> None:
     """Attach the files (under ``pareto/``) and the hypervolumes to the sweep's parent run."""
-    run = MlflowRun(report.sweep.tracking_uri, report.sweep.name)
-    run.run_id = report.sweep.parent_run_id
+    run = MlflowRun.attach(report.sweep.tracking_uri, report.sweep.name, report.sweep.parent_run_id)
     run.log_metrics(hypervolume_metrics(report), step=0)
     for path in files.all():
         run.log_artifact(path, ARTIFACT_DIR)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -18,19 +17,9 @@ import yaml
 
 from .. import metrics as M
 from ..errors import MfsearchError
-from ..tracking import resolve_tracking_uri
-from ..tracking.mlflow_store import check_reachable
-
-SWEEP_KIND_TAG = KIND_TAG = "mfsearch.kind"      # sweep | confirm | confirm-arch
-SWEEP_RUN_TAG = "mfsearch.sweep_run_id"         # on a confirm run: the sweep it confirms
-CONFIRM_TAG = "mfsearch.confirm_run_id"         # on confirm runs below the confirm run, and on the sweep run
-SOURCE_TAG = "mfsearch.source_run_id"           # on a confirmed architecture's run: the sweep trial it retrains
-TRIAL_TAG = "mfsearch.trial_id"
-FAMILY_TAG = "mfsearch.family"
-STATUS_TAG = "mfsearch.status"
-EPOCHS_TAG = "mfsearch.epochs_reached"
-PARENT_TAG = "mlflow.parentRunId"
-FINISHED_STATUSES = ("completed", "stopped_early")
+from ..tracking import RunView, Store
+from ..tracking.tags import (EPOCHS_TAG, FAMILY_TAG, FINISHED_STATUSES, KIND_TAG, PARENT_TAG, STATUS_TAG,
+                             SWEEP_RUN_TAG, TRIAL_TAG)
 HISTORY_METRICS = (M.VAL_ACC1, M.VAL_LOSS, M.TRAIN_LOSS)
 STAGE_FIELDS = ("mixer", "depth", "dim", "mlp_ratio", "mlp_act", "norm")
 _RUN_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -114,23 +103,9 @@ class Sweep:
         raise MfsearchError(f"run {run_id} is not a trial of sweep {self.name!r}")
 
 
-def open_client(tracking_uri: str | None):
-    """An ``MlflowClient`` on an existing store: a missing SQLite file is an error, never created."""
-    import logging
-    import os
-
-    from mlflow.tracking import MlflowClient
-
-    uri = resolve_tracking_uri(tracking_uri)
-    check_reachable(uri)
-    if uri.startswith("sqlite:///"):
-        path = Path(uri[len("sqlite:///"):])
-        if not path.is_file():
-            raise MfsearchError(f"no MLflow store at {path}: run where the sweep wrote mlflow.db, "
-                                f"or pass --tracking-uri")
-    logging.getLogger("mlflow").setLevel(logging.WARNING)  # no schema-migration chatter
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # a bar per small file is noise
-    return uri, MlflowClient(tracking_uri=uri)
+def open_store(tracking_uri: str | None) -> Store:
+    """The store a sweep was written to: a missing SQLite file is an error, never created."""
+    return Store.open(tracking_uri, must_exist=True)
 
 
 def load_sweep(ref: str, tracking_uri: str | None = None, history: bool = False,
@@ -141,20 +116,15 @@ def load_sweep(ref: str, tracking_uri: str | None = None, history: bool = False,
     metric). Raises ``MfsearchError`` for an unknown name or id, and, with ``require_finished``,
     for a sweep with no finished trial.
     """
-    uri, client = open_client(tracking_uri)
-    try:
-        experiment, parent = _find_parent(client, ref, uri)
-        runs = _children(client, experiment.experiment_id, parent.info.run_id)
-        trials = tuple(_record(client, run, history) for run in runs)
-        settings = _settings(client, parent.info.run_id)
-    except MfsearchError:
-        raise
-    except Exception as err:  # an unreachable server or an unreadable store: one line
-        raise MfsearchError(f"cannot read the MLflow store {uri}: {type(err).__name__}: "
-                            f"{str(err).splitlines()[0] if str(err) else ''}") from err
-    sweep = Sweep(experiment.name, experiment.experiment_id, parent.info.run_id, uri, settings,
+    store = open_store(tracking_uri)
+    experiment, parent = _find_parent(store, ref)
+    runs = [r for r in store.children(experiment.experiment_id, parent.run_id) if TRIAL_TAG in r.tags]
+    trials = tuple(_record(store, run, history) for run in runs)
+    text = store.artifact_text(parent.run_id, "resolved.yaml")
+    settings = (yaml.safe_load(text) or {}) if text else {}
+    sweep = Sweep(experiment.name, experiment.experiment_id, parent.run_id, store.uri, settings,
                   tuple(sorted(trials, key=lambda t: (t.is_baseline is False, t.family, t.trial_id))),
-                  dict(parent.data.params))
+                  dict(parent.params))
     if require_finished and not sweep.finished:
         counts = {}
         for t in sweep.trials:
@@ -165,69 +135,42 @@ def load_sweep(ref: str, tracking_uri: str | None = None, history: bool = False,
     return sweep
 
 
-def _find_parent(client, ref: str, uri: str):
-    experiment = client.get_experiment_by_name(ref)
+def _find_parent(store: Store, ref: str):
+    experiment = store.experiment(ref)
     if experiment is not None and experiment.lifecycle_stage == "active":
-        from mlflow.entities import ViewType
-        parents = client.search_runs([experiment.experiment_id], f"tags.`{SWEEP_KIND_TAG}` = 'sweep'",
-                                     run_view_type=ViewType.ACTIVE_ONLY, order_by=["attributes.start_time DESC"])
+        parents = store.search_runs([experiment.experiment_id], f"tags.`{KIND_TAG}` = 'sweep'",
+                                    order_by=["attributes.start_time DESC"], max_results=1)
         if not parents:
-            raise MfsearchError(f"experiment {ref!r} in {uri} holds no sweep run (one made by `mfsearch run`)")
+            raise MfsearchError(f"experiment {ref!r} in {store.uri} holds no sweep run (one made by `mfsearch run`)")
         return experiment, parents[0]
     if _RUN_ID.match(ref):
-        run = _get_run(client, ref)
+        run = store.run(ref)
         if run is not None:
-            experiment = client.get_experiment(run.info.experiment_id)
-            if run.data.tags.get(SWEEP_KIND_TAG) == "sweep":
+            experiment = store.experiment_by_id(run.experiment_id)
+            if run.tags.get(KIND_TAG) == "sweep":
                 return experiment, run
-            parent = run.data.tags.get(PARENT_TAG)
+            parent = run.tags.get(PARENT_TAG)
             hint = f"; its sweep is run {parent} (experiment {experiment.name!r})" if parent else ""
             raise MfsearchError(f"run {ref} is not a sweep run{hint}")
-    raise MfsearchError(f"no sweep named {ref!r} and no sweep run with that id in {uri}; "
-                        f"sweeps there: {', '.join(_sweep_names(client)) or 'none'}")
+    raise MfsearchError(f"no sweep named {ref!r} and no sweep run with that id in {store.uri}; "
+                        f"sweeps there: {', '.join(_sweep_names(store)) or 'none'}")
 
 
-def _get_run(client, run_id: str):
-    from mlflow.exceptions import MlflowException
-    try:
-        run = client.get_run(run_id)
-    except MlflowException:
-        return None
-    return run if run.info.lifecycle_stage == "active" else None
-
-
-def _sweep_names(client) -> list[str]:
-    from mlflow.entities import ViewType
+def _sweep_names(store: Store) -> list[str]:
     names = []
-    for exp in client.search_experiments(view_type=ViewType.ACTIVE_ONLY):
-        if client.search_runs([exp.experiment_id], f"tags.`{SWEEP_KIND_TAG}` = 'sweep'", max_results=1):
-            names.append(exp.name)
+    for name in store.experiment_names():
+        exp = store.experiment(name)
+        if exp and store.search_runs([exp.experiment_id], f"tags.`{KIND_TAG}` = 'sweep'", max_results=1):
+            names.append(name)
     return sorted(names)
 
 
-def _children(client, experiment_id: str, parent_run_id: str) -> list:
-    from mlflow.entities import ViewType
-    runs, token = [], None
-    while True:
-        page = client.search_runs([experiment_id], f"tags.`{PARENT_TAG}` = '{parent_run_id}'",
-                                  run_view_type=ViewType.ACTIVE_ONLY, max_results=1000, page_token=token)
-        runs += [r for r in page if TRIAL_TAG in r.data.tags]
-        token = page.token
-        if not token:
-            return runs
-
-
-def _record(client, run, history: bool) -> TrialRecord:
-    tags, params = run.data.tags, run.data.params
-    metrics = {k: float(v) for k, v in run.data.metrics.items()}
-    epochs = tags.get(EPOCHS_TAG) or metrics.get("epochs_reached") or 0
-    status = tags.get(STATUS_TAG) or ("failed" if run.info.status == "FAILED" else "running")
-    curves = {}
-    if history:
-        for key in HISTORY_METRICS:
-            points = client.get_metric_history(run.info.run_id, key)
-            curves[key] = sorted((int(m.step), float(m.value)) for m in points)
-    return TrialRecord(run.info.run_id, tags[TRIAL_TAG], tags.get(FAMILY_TAG, "custom"), status,
+def _record(store: Store, run: RunView, history: bool) -> TrialRecord:
+    tags, params, metrics = run.tags, run.params, run.metrics
+    epochs = tags.get(EPOCHS_TAG) or metrics.get(M.EPOCHS_REACHED) or 0
+    status = tags.get(STATUS_TAG) or ("failed" if run.status == "FAILED" else "running")
+    curves = {key: store.metric_history(run.run_id, key) for key in HISTORY_METRICS} if history else {}
+    return TrialRecord(run.run_id, tags[TRIAL_TAG], tags.get(FAMILY_TAG, "custom"), status,
                        int(float(epochs)), metrics, _stages(params), dict(params), curves)
 
 
@@ -240,50 +183,34 @@ def _stages(params: dict[str, str]) -> tuple[StageSummary, ...]:
     return tuple(stages)
 
 
-def _settings(client, parent_run_id: str) -> dict[str, Any]:
-    """The sweep's resolved.yaml ({} for a sweep run that has none)."""
-    names = {a.path for a in client.list_artifacts(parent_run_id)}
-    if "resolved.yaml" not in names:
-        return {}
-    with tempfile.TemporaryDirectory() as tmp:
-        path = client.download_artifacts(parent_run_id, "resolved.yaml", tmp)
-        return yaml.safe_load(Path(path).read_text()) or {}
-
-
 def download_trial_files(sweep: Sweep, trial: TrialRecord, dest: Path) -> tuple[Path, Path]:
     """(arch.yaml, weights.safetensors) of ``trial`` downloaded into ``dest``."""
-    _, client = open_client(sweep.tracking_uri)
-    names = {a.path for a in client.list_artifacts(trial.run_id)}
+    store = open_store(sweep.tracking_uri)
+    names = store.artifact_names(trial.run_id)
     missing = [n for n in ("arch.yaml", "weights.safetensors") if n not in names]
     if missing:
         raise MfsearchError(f"trial run {trial.run_id} ({trial.label}) has no {' or '.join(missing)} artifact "
                             f"(a trial stopped before its first checkpoint?)")
     dest.mkdir(parents=True, exist_ok=True)
-    arch = Path(client.download_artifacts(trial.run_id, "arch.yaml", str(dest)))
-    weights = Path(client.download_artifacts(trial.run_id, "weights.safetensors", str(dest)))
+    arch = store.download_artifact(trial.run_id, "arch.yaml", dest)
+    weights = store.download_artifact(trial.run_id, "weights.safetensors", dest)
     return arch, weights
 
 
 def artifact_text(tracking_uri: str, run_id: str, name: str) -> str | None:
     """A small text artifact of a run (``arch.yaml``, ``spec.yaml``, ``confirm.json``), None when absent."""
-    _, client = open_client(tracking_uri)
-    if name not in {a.path for a in client.list_artifacts(run_id)}:
-        return None
-    with tempfile.TemporaryDirectory() as tmp:
-        return Path(client.download_artifacts(run_id, name, tmp)).read_text()
+    return open_store(tracking_uri).artifact_text(run_id, name)
 
 
 def latest_confirmation(sweep: Sweep):
     """The newest finished ``ConfirmReport`` of ``sweep`` (None when it has none)."""
-    from mlflow.entities import ViewType
-    _, client = open_client(sweep.tracking_uri)
-    runs = client.search_runs([sweep.experiment_id], f"tags.`{KIND_TAG}` = 'confirm' and "
-                                                     f"tags.`{SWEEP_RUN_TAG}` = '{sweep.parent_run_id}' and "
-                                                     "attributes.status = 'FINISHED'",
-                              run_view_type=ViewType.ACTIVE_ONLY, order_by=["attributes.start_time DESC"],
-                              max_results=1)
+    store = open_store(sweep.tracking_uri)
+    runs = store.search_runs([sweep.experiment_id], f"tags.`{KIND_TAG}` = 'confirm' and "
+                                                    f"tags.`{SWEEP_RUN_TAG}` = '{sweep.parent_run_id}' and "
+                                                    "attributes.status = 'FINISHED'",
+                             order_by=["attributes.start_time DESC"], max_results=1)
     if not runs:
         return None
-    text = artifact_text(sweep.tracking_uri, runs[0].info.run_id, "confirm.json")
+    text = store.artifact_text(runs[0].run_id, "confirm.json")
     from .confirmation import ConfirmReport
     return ConfirmReport.from_dict(json.loads(text)) if text else None

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 
+from .. import metrics as M
 from .options import parse_sets
 from .table import format_table
 
@@ -86,8 +87,8 @@ def print_summary(result) -> None:
     from ..pareto import pareto_indices
 
     done = [t for t in result.trials if t["error"] is None and "val/acc1" in t["metrics"]]
-    full = max((int(t["metrics"].get("epochs_reached", 0)) for t in done), default=0)
-    at_full = [t for t in done if int(t["metrics"].get("epochs_reached", 0)) == full]
+    full = max((int(t["metrics"].get(M.EPOCHS_REACHED, 0)) for t in done), default=0)
+    at_full = [t for t in done if int(t["metrics"].get(M.EPOCHS_REACHED, 0)) == full]
     points = [(t["metrics"]["val/acc1"], t["metrics"]["cost/macs"]) for t in at_full]
     front = set(pareto_indices(points, [True, False]))
     rows = []

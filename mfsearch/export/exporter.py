@@ -150,14 +150,16 @@ def _move_into_place(staging: Path, out: Path) -> None:
 
 def _register(sweep: Sweep, exported: Exported, name: str) -> Exported:
     from ..api import create_model
-    from .registry import register_model
+    from ..tracking.registry import register_model
+    from ..tracking.tags import EXPORT_EPOCHS_TAG, EXPORT_SWEEP_TAG, FAMILY_TAG, TRIAL_TAG
+    from .formats import example_input
 
     folder = exported.folder
     model = create_model(str(folder / "arch.yaml"), pretrained=str(folder / "weights.safetensors"))
-    version = register_model(model, model.arch.img_size, name,
+    version = register_model(model, example_input(model.arch.img_size, 2).numpy(), name,
                              sweep.tracking_uri, exported.trial.run_id,
-                             {"mfsearch.sweep": sweep.name, "mfsearch.trial_id": exported.trial.trial_id,
-                              "mfsearch.family": exported.trial.family,
+                             {EXPORT_SWEEP_TAG: sweep.name, TRIAL_TAG: exported.trial.trial_id,
+                              FAMILY_TAG: exported.trial.family,
                               M.VAL_ACC1: f"{exported.trial.metrics[M.VAL_ACC1]:.2f}",
-                              "mfsearch.epochs": str(exported.trial.epochs)})
+                              EXPORT_EPOCHS_TAG: str(exported.trial.epochs)})
     return dataclasses.replace(exported, registered_version=version)

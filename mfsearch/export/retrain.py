@@ -4,7 +4,10 @@ MLflow with tags that point at the trial it came from.
 
 The source is an export folder (its ``export.json``) or a trial's run id. By default the run uses
 the sweep's data and recipe, with the recipe's own epoch budget instead of the search's short one
-(``small``: 30, ``paper``: 300), and logs into the sweep's MLflow store when that is reachable.
+(``small``: 30, ``paper``: 300), and logs into the sweep's MLflow store when that is a SQLite file on
+this machine. A server URI read from an export folder is never contacted unless passed again as
+``--tracking-uri``: an export folder may come from someone else, and its URI would receive this
+run's parameters and weights.
 
 ``--full-train`` trains on train + validation: exactly the images the search trained on and
 selected by (``data.train_on_val``), with no validation during the run.
@@ -18,11 +21,12 @@ import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..analysis.sweep_data import FAMILY_TAG, PARENT_TAG, TRIAL_TAG, open_client
+from ..analysis.sweep_data import open_store
 from ..errors import ConfigError, MfsearchError
 from ..tracking import resolve_tracking_uri
-
-SOURCE_RUN_TAG = "mfsearch.source_run_id"
+from ..tracking.store import sqlite_path
+from ..tracking.tags import (FAMILY_TAG, FULL_TRAIN_TAG, KIND_TAG, NOTE_TAG, PARENT_TAG, SOURCE_SWEEP_TAG, SOURCE_TAG,
+                             SOURCE_TRIAL_TAG, SOURCE_URI_TAG, TRIAL_TAG)
 PAPER_FAMILIES = ("identityformer", "randformer", "poolformerv2", "convformer", "caformer")
 
 
@@ -58,29 +62,24 @@ def load_source(source: str, tracking_uri: str | None = None) -> RetrainSource:
 
 def _from_run(run_id: str, tracking_uri: str | None) -> RetrainSource:
     import yaml
-    from mlflow.exceptions import MlflowException
 
-    uri, client = open_client(tracking_uri)
-    try:
-        run = client.get_run(run_id)
-    except MlflowException:
-        run = None
-    if run is None or run.info.lifecycle_stage != "active":
-        raise MfsearchError(f"no run {run_id} in {uri}")
-    if TRIAL_TAG not in run.data.tags or PARENT_TAG not in run.data.tags:
+    store = open_store(tracking_uri)
+    run = store.run(run_id)
+    if run is None:
+        raise MfsearchError(f"no run {run_id} in {store.uri}")
+    if TRIAL_TAG not in run.tags or PARENT_TAG not in run.tags:
         raise MfsearchError(f"run {run_id} is not a sweep trial (no {TRIAL_TAG} tag)")
-    parent_id = run.data.tags[PARENT_TAG]
-    with tempfile.TemporaryDirectory() as tmp:
-        try:
-            arch = Path(client.download_artifacts(run_id, "arch.yaml", tmp)).read_text()
-            resolved = yaml.safe_load(Path(client.download_artifacts(parent_id, "resolved.yaml", tmp)).read_text())
-        except (MlflowException, OSError) as err:
-            raise MfsearchError(f"run {run_id}: cannot read arch.yaml or the sweep's resolved.yaml: {err}") from err
-    parent = client.get_run(parent_id)
-    experiment = client.get_experiment(run.info.experiment_id).name
-    return RetrainSource(arch, run_id, run.data.tags[TRIAL_TAG], run.data.tags.get(FAMILY_TAG, "custom"), experiment,
-                         uri, resolved.get("data") or {}, resolved.get("recipe") or {},
-                         parent.data.params.get("train.recipe"))
+    parent_id = run.tags[PARENT_TAG]
+    arch = store.artifact_text(run_id, "arch.yaml")
+    resolved = store.artifact_text(parent_id, "resolved.yaml")
+    parent = store.run(parent_id)
+    if arch is None or resolved is None or parent is None:
+        raise MfsearchError(f"run {run_id}: cannot read its arch.yaml or its sweep's resolved.yaml")
+    resolved = yaml.safe_load(resolved) or {}
+    experiment = store.experiment_by_id(run.experiment_id).name
+    return RetrainSource(arch, run_id, run.tags[TRIAL_TAG], run.tags.get(FAMILY_TAG, "custom"), experiment,
+                         store.uri, resolved.get("data") or {}, resolved.get("recipe") or {},
+                         parent.params.get("train.recipe"))
 
 
 def build_recipe(src: RetrainSource, recipe: str | None, epochs: int | None, overrides: Mapping[str, Any]):
@@ -136,17 +135,17 @@ def retrain(source: str, *, epochs: int | None = None, recipe: str | None = None
     src = load_source(source, tracking_uri)
     train_cfg = build_recipe(src, recipe, epochs, recipe_sets)
     data = build_data(src, full_train, data_sets)
-    uri = tracking_uri or _reachable(src.tracking_uri) or resolve_tracking_uri(None)
+    uri = resolve_tracking_uri(tracking_uri) if tracking_uri else _local_store(src.tracking_uri)
     experiment = experiment or f"{src.sweep}-retrain"
     if uri == src.tracking_uri:
         _create_beside_sweep(uri, experiment, src.sweep)
     with tempfile.TemporaryDirectory() as tmp:
         arch_path = Path(tmp) / "arch.yaml"
         arch_path.write_text(src.arch_yaml)
-        tags = {"mfsearch.kind": "retrain", SOURCE_RUN_TAG: src.run_id, "mfsearch.source_trial_id": src.trial_id,
-                "mfsearch.source_sweep": src.sweep, "mfsearch.source_tracking_uri": src.tracking_uri,
-                FAMILY_TAG: src.family, "mfsearch.full_train": str(full_train).lower(),
-                "mlflow.note.content": f"Retrained from trial {src.trial_id} (run {src.run_id}) of sweep {src.sweep}."}
+        tags = {KIND_TAG: "retrain", SOURCE_TAG: src.run_id, SOURCE_TRIAL_TAG: src.trial_id,
+                SOURCE_SWEEP_TAG: src.sweep, SOURCE_URI_TAG: src.tracking_uri,
+                FAMILY_TAG: src.family, FULL_TRAIN_TAG: str(full_train).lower(),
+                NOTE_TAG: f"Retrained from trial {src.trial_id} (run {src.run_id}) of sweep {src.sweep}."}
         return train(str(arch_path), data, train_cfg, tracking_uri=uri, experiment=experiment,
                      run_name=f"retrain-{src.family.replace(':', '-')}-{src.trial_id}", tags=tags, progress=progress,
                      extra_params={"source_run_id": src.run_id, "full_train": full_train})
@@ -155,19 +154,25 @@ def retrain(source: str, *, epochs: int | None = None, recipe: str | None = None
 def _create_beside_sweep(uri: str, experiment: str, sweep: str) -> None:
     """Create the retrain experiment with its artifacts next to the sweep's (MLflow's default would
     be ./mlruns under whatever folder the command runs in, far from the store it logs to)."""
-    _, client = open_client(uri)
-    if client.get_experiment_by_name(experiment) is not None:
+    store = open_store(uri)
+    if store.experiment(experiment) is not None:
         return
-    source = client.get_experiment_by_name(sweep)
+    source = store.experiment(sweep)
     location = source.artifact_location if source is not None else ""
     if location.startswith("file://"):
         location = location[len("file://"):]
     if location.startswith("/"):  # a local folder: a sibling of the sweep's experiment folder
-        client.create_experiment(experiment, artifact_location=str(Path(location).parent / experiment))
+        store.ensure_experiment(experiment, artifact_location=str(Path(location).parent / experiment))
 
 
-def _reachable(uri: str) -> str | None:
-    """The sweep's store when it is still there (a SQLite file that exists, or a server URI)."""
-    if uri.startswith("sqlite:///"):
-        return uri if Path(uri[len("sqlite:///"):]).is_file() else None
-    return uri
+def _local_store(uri: str) -> str:
+    """The sweep's store when it is a SQLite file on this machine, else the default local store.
+    A server URI from a source is not trusted (see the module docstring): say so."""
+    path = sqlite_path(uri)
+    if path is not None and path.is_file():
+        return uri
+    default = resolve_tracking_uri(None)
+    if path is None:
+        print(f"retrain: not logging to the source's tracking server {uri} (pass --tracking-uri {uri} to log there); "
+              f"logging to {default}", flush=True)
+    return default

@@ -24,19 +24,18 @@ import yaml
 from ..analysis.confirmation import (ConfirmedArch, ConfirmReport, build_claims, interval_metrics,
                                      rank_agreement)
 from ..analysis.fronts import COST_AXES, build_front
-from ..analysis.sweep_data import (CONFIRM_TAG, KIND_TAG, SOURCE_TAG, SWEEP_RUN_TAG, Sweep, TrialRecord,
-                                   artifact_text, load_sweep, open_client)
+from ..analysis.sweep_data import Sweep, TrialRecord, artifact_text, load_sweep
 from ..data import ImageDataModule, check_data
 from ..errors import ConfigError, MfsearchError
-from ..tracking import MlflowRun, arch_params
+from ..tracking import MlflowRun, Store, arch_params
 from ..tracking.mlflow_views import publish_confirm_view
+from ..tracking.tags import (ARCH_TAG, CLAIMS_TAG, CONFIRM_TAG, FAMILY_TAG, KIND_TAG, SEED_TAG, SEEDS_MISSING_TAG,
+                             SOURCE_TAG, SOURCE_TRIAL_TAG, SWEEP_RUN_TAG, TRIAL_TAG)
 from .runner import SPEC_ARTIFACT, check_name, default_storage, make_trainable, make_tuner, start_ray, trial_concurrency
 from .space import SearchSpec, parse_search_spec
 
 EPOCHS_FACTOR = 2
 IMAGES_FACTOR = 2
-ARCH_TAG = "mfsearch.arch_key"
-SEED_TAG = "mfsearch.seed"
 STATE_FILE = "confirm_state.json"
 SELECTIONS = ("pareto", "top-k", "run-id")
 
@@ -179,11 +178,11 @@ def _open_runs(sweep: Sweep, chosen: list[Chosen], spec: SearchSpec, seeds: tupl
         for c in chosen:
             run = MlflowRun(sweep.tracking_uri, sweep.name, run_name=c.trial.label, parent_run_id=parent.run_id,
                             tags={KIND_TAG: "confirm-arch", CONFIRM_TAG: parent.run_id, SOURCE_TAG: c.trial.run_id,
-                                  "mfsearch.family": c.trial.family, "mfsearch.source_trial_id": c.trial.trial_id}
+                                  FAMILY_TAG: c.trial.family, SOURCE_TRIAL_TAG: c.trial.trial_id}
                             ).start()
             run.log_params({**arch_params(parse_arch(c.arch)), "family": c.trial.family})
             arch_runs[c.trial.trial_id] = run.run_id
-        publish_confirm_view(parent.client, parent.experiment_id)
+        publish_confirm_view(parent.store, parent.experiment_id)
         path.mkdir(parents=True, exist_ok=True)
         state = {"confirm_run_id": parent.run_id, "arch_runs": arch_runs, "sweep_run_id": sweep.parent_run_id,
                  "options": {k: v for k, v in dataclasses.asdict(o).items() if k not in ("resume", "status_every")}}
@@ -233,26 +232,26 @@ def _fit(spec: SearchSpec, configs: list[dict], sweep: Sweep, name: str, path: P
 
 
 def _delete_seed_runs(sweep: Sweep, state: dict, keep: set[str] = frozenset()) -> None:
-    from .mlflow_callback import TRIAL_TAG
-    _, client = open_client(sweep.tracking_uri)
-    for run in client.search_runs([sweep.experiment_id], f"tags.`{CONFIRM_TAG}` = '{state['confirm_run_id']}' "
-                                                         f"and tags.`{SEED_TAG}` != ''", max_results=50000):
-        if run.data.tags.get(TRIAL_TAG) not in keep:
-            client.delete_run(run.info.run_id)
+    store = Store.open(sweep.tracking_uri)
+    for run in _seed_runs(store, sweep, state):
+        if run.tags.get(TRIAL_TAG) not in keep:
+            store.delete_run(run.run_id)
+
+
+def _seed_runs(store: Store, sweep: Sweep, state: dict) -> list:
+    """The live per-seed runs of this confirmation (deleted partial attempts do not count)."""
+    return store.search_runs([sweep.experiment_id], f"tags.`{CONFIRM_TAG}` = '{state['confirm_run_id']}' "
+                                                    f"and tags.`{SEED_TAG}` != ''")
 
 
 def _seed_results(sweep: Sweep, state: dict) -> dict[str, dict[str, dict[int, float]]]:
     """arch key -> {"val": {seed: acc}, "test": {seed: acc}} from the finished seed runs in MLflow
     (the store, not Tune's memory: a resumed confirmation sees the seeds the first attempt finished)."""
-    _, client = open_client(sweep.tracking_uri)
     out: dict[str, dict[str, dict[int, float]]] = {}
-    # Active runs only (MLflow's default view): deleted partial attempts do not count.
-    runs = client.search_runs([sweep.experiment_id], f"tags.`{CONFIRM_TAG}` = '{state['confirm_run_id']}' "
-                                                     f"and tags.`{SEED_TAG}` != ''", max_results=50000)
-    for run in runs:
-        if run.info.status != "FINISHED":
+    for run in _seed_runs(Store.open(sweep.tracking_uri), sweep, state):
+        if run.status != "FINISHED":
             continue
-        tags, metrics = run.data.tags, run.data.metrics
+        tags, metrics = run.tags, run.metrics
         entry = out.setdefault(tags[ARCH_TAG], {"val": {}, "test": {}})
         seed = int(tags[SEED_TAG])
         if "val/acc1" in metrics:
@@ -288,18 +287,16 @@ def _log_report(sweep: Sweep, report: ConfirmReport, state: dict) -> None:
     import math
 
     for a in report.archs:
-        run = MlflowRun(sweep.tracking_uri, sweep.name)
-        run.run_id = a.run_id
+        run = MlflowRun.attach(sweep.tracking_uri, sweep.name, a.run_id)
         run.log_metrics(interval_metrics(a), step=0)
         verdicts = {report.arch(c.baseline).label: c.verdict for c in report.claims_of(a.key)}
         if verdicts:
-            run.set_tags({"mfsearch.claims": json.dumps(verdicts)})
+            run.set_tags({CLAIMS_TAG: json.dumps(verdicts)})
         missing = [s for s in report.seeds if s not in a.val]
         if missing:  # a failed seed is recorded in its own run; here it only shrinks the sample
-            run.set_tags({"mfsearch.seeds_missing": ",".join(map(str, missing))})
+            run.set_tags({SEEDS_MISSING_TAG: ",".join(map(str, missing))})
         run.finish()
-    parent = MlflowRun(sweep.tracking_uri, sweep.name)
-    parent.run_id = report.confirm_run_id
+    parent = MlflowRun.attach(sweep.tracking_uri, sweep.name, report.confirm_run_id)
     counts = report.counts()
     metrics = {f"confirm/claims_{k}": v for k, v in counts.items()}
     if not math.isnan(report.kendall_tau):
@@ -308,8 +305,7 @@ def _log_report(sweep: Sweep, report: ConfirmReport, state: dict) -> None:
     parent.log_metrics(metrics, step=0)
     parent.log_text(json.dumps(report.to_dict(), indent=2) + "\n", "confirm.json")
     parent.finish()
-    sweep_run = MlflowRun(sweep.tracking_uri, sweep.name)
-    sweep_run.run_id = sweep.parent_run_id
+    sweep_run = MlflowRun.attach(sweep.tracking_uri, sweep.name, sweep.parent_run_id)
     if not math.isnan(report.kendall_tau):
         sweep_run.log_metrics({"confirm/kendall_tau": report.kendall_tau}, step=0)
     sweep_run.set_tags({CONFIRM_TAG: report.confirm_run_id})

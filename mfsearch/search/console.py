@@ -63,7 +63,7 @@ class ConsoleProgress(Callback):
         points, best = [], None
         for t in trials:
             result = t.last_result or {}
-            epochs = int(result.get("epochs_reached", 0))
+            epochs = int(result.get(M.EPOCHS_REACHED, 0))
             if t.status == "RUNNING":
                 counts["running"] += 1
             elif t.status == "ERROR":

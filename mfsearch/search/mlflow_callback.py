@@ -14,12 +14,10 @@ from ray.tune import Callback
 from .. import metrics as M
 from ..config import parse_arch
 from ..tracking import MlflowRun, arch_params
+from ..tracking.tags import EPOCHS_TAG, FAMILY_TAG, STATUS_TAG, TRIAL_TAG
 
-TRIAL_TAG = "mfsearch.trial_id"
-FAMILY_TAG = "mfsearch.family"
-STATUS_TAG = "mfsearch.status"
 REPORTED = (M.TRAIN_LOSS, M.VAL_LOSS, M.VAL_ACC1, M.VAL_ACC5, M.LR, M.TRAIN_IMAGES_PER_S, M.COST_PARAMS,
-            M.COST_FROZEN_PARAMS, M.COST_MACS, M.COST_LATENCY_MS, "epochs_reached",
+            M.COST_FROZEN_PARAMS, M.COST_MACS, M.COST_LATENCY_MS, M.EPOCHS_REACHED,
             M.TEST_LOSS, M.TEST_ACC1, M.TEST_ACC5)
 
 
@@ -59,21 +57,17 @@ class MlflowTrialLogger(Callback):
         return run
 
     def _delete_previous_attempts(self, run: MlflowRun, trial_id: str, parent: str) -> None:
-        client = run.client
-        experiment = client.get_experiment_by_name(self.experiment)
+        experiment = run.store.experiment(self.experiment)
         if experiment is None:
             return
-        old = client.search_runs([experiment.experiment_id],
-                                 filter_string=f"tags.`{TRIAL_TAG}` = '{trial_id}' and "
-                                               f"tags.`mlflow.parentRunId` = '{parent}'")
-        for previous in old:
-            client.delete_run(previous.info.run_id)
+        for previous in run.store.children(experiment.experiment_id, parent, f"tags.`{TRIAL_TAG}` = '{trial_id}'"):
+            run.store.delete_run(previous.run_id)
 
     def on_trial_start(self, iteration: int, trials: list, trial, **info) -> None:
         self._run(trial)
 
     def on_trial_result(self, iteration: int, trials: list, trial, result: dict, **info) -> None:
-        step = int(result.get("epochs_reached", result.get("training_iteration", 0)))
+        step = int(result.get(M.EPOCHS_REACHED, result.get("training_iteration", 0)))
         seen = self.logged.setdefault(trial.trial_id, {})
         metrics = {k: float(result[k]) for k in REPORTED if k in result and seen.get(k) != (step, float(result[k]))}
         self._run(trial).log_metrics(metrics, step=step)
@@ -82,9 +76,9 @@ class MlflowTrialLogger(Callback):
     def on_trial_complete(self, iteration: int, trials: list, trial, **info) -> None:
         run = self._run(trial)
         result = trial.last_result or {}
-        epochs = int(result.get("epochs_reached", 0))
+        epochs = int(result.get(M.EPOCHS_REACHED, 0))
         status = "completed" if epochs >= self.full_epochs else "stopped_early"
-        run.set_tags({STATUS_TAG: status, "mfsearch.epochs_reached": epochs})
+        run.set_tags({STATUS_TAG: status, EPOCHS_TAG: epochs})
         checkpoint = trial.checkpoint
         if checkpoint is not None:
             weights = Path(checkpoint.path) / "weights.safetensors"
@@ -98,8 +92,8 @@ class MlflowTrialLogger(Callback):
         run = self._run(trial)
         message = _error_text(trial)
         self.failed[trial.trial_id] = message
-        run.set_tags({STATUS_TAG: "failed", "error": message[:5000]})
-        run.client.set_terminated(run.run_id, "FAILED")
+        run.set_tags({STATUS_TAG: "failed"})
+        run.fail(message)
         self.runs.pop(trial.trial_id, None)
 
 

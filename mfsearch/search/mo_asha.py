@@ -18,10 +18,11 @@ from typing import Callable, Sequence
 
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
+from .. import metrics as M
 from .pareto_rank import promoted
 from .pickled_state import PickledState
 
-TIME_ATTR = "epochs_reached"   # what our trials report once per epoch
+TIME_ATTR = M.EPOCHS_REACHED   # what our trials report once per epoch
 
 
 def rung_milestones(grace_period: int, reduction_factor: float, max_t: int) -> list[int]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
+from .. import metrics as M
 from .candidates import dimensions, grid_params, sample_params
 from .space import ArchSpace, Objective
 from .values import Choice, Fixed, Range
@@ -64,7 +65,7 @@ class OptunaProposer:
         else:
             sampler = optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True)
         self.study = optuna.create_study(directions=directions, sampler=sampler)
-        self.metrics = [o.metric for o in objectives]
+        self.metrics = [M.during_sweep(o.metric) for o in objectives]
         self.distributions = {name: _distribution(dim) for name, dim in self.dims.items()
                               if not isinstance(dim, Fixed)}
 

@@ -18,9 +18,10 @@ import yaml
 from ..data import ImageDataModule, check_data
 from ..data.locate import resolve_root
 from ..errors import ConfigError, MfsearchError
-from ..tracking import MlflowRun, resolve_tracking_uri
-from ..tracking.mlflow_store import check_reachable, flatten
+from .. import metrics as M
+from ..tracking import MlflowRun, Store, check_reachable, flatten, resolve_tracking_uri
 from ..tracking.mlflow_views import publish_sweep_view
+from ..tracking.tags import INTERRUPTED_TAG, KIND_TAG, REJECTIONS_TAG, TRIAL_TAG
 from .candidates import baseline_candidates, feasibility
 from .proposers import GridProposer
 from .space import SearchSpec, load_search_spec
@@ -56,9 +57,9 @@ class SweepResult:
     @property
     def stopped_baselines(self) -> list[str]:
         """Baselines that ended below full fidelity (never by the scheduler: by an error or a limit)."""
-        full = max((int(t["metrics"].get("epochs_reached", 0)) for t in self.trials), default=0)
+        full = max((int(t["metrics"].get(M.EPOCHS_REACHED, 0)) for t in self.trials), default=0)
         return [t["family"] for t in self.trials if t["family"] != "searched"
-                and int(t["metrics"].get("epochs_reached", 0)) < full]
+                and int(t["metrics"].get(M.EPOCHS_REACHED, 0)) < full]
 
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
@@ -131,11 +132,9 @@ def run_sweep(spec_path: str | None, options: SweepOptions, resume: str | None =
                             f"`mfsearch run --resume {name}` or pick another --name")
 
     if resume:
-        parent = MlflowRun(tracking_uri, name)
-        parent.run_id = state["parent_run_id"]
-        parent.experiment_id = parent.client.get_run(parent.run_id).info.experiment_id
+        parent = MlflowRun.attach(tracking_uri, name, state["parent_run_id"])
     else:
-        parent = MlflowRun(tracking_uri, name, run_name=f"sweep-{name}", tags={"mfsearch.kind": "sweep"}).start()
+        parent = MlflowRun(tracking_uri, name, run_name=f"sweep-{name}", tags={KIND_TAG: "sweep"}).start()
         try:
             experiment_path.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(spec_path, experiment_path / SPACE_COPY)
@@ -143,7 +142,7 @@ def run_sweep(spec_path: str | None, options: SweepOptions, resume: str | None =
                 "name": name, "tracking_uri": tracking_uri, "parent_run_id": parent.run_id,
                 "overrides": options.overrides, "source": str(Path(spec_path).resolve())}, indent=2))
             parent.log_params(_settings(spec))
-            publish_sweep_view(parent.client, parent.experiment_id, parent.run_id)
+            publish_sweep_view(parent.store, parent.experiment_id, parent.run_id)
             parent.log_artifact(spec_path)
             parent.log_text(yaml.safe_dump(_resolved(spec, num_classes, img_size), sort_keys=False), "resolved.yaml")
             # The space as this sweep ran it (command-line overrides applied): what `confirm` retrains from.
@@ -158,17 +157,32 @@ def run_sweep(spec_path: str | None, options: SweepOptions, resume: str | None =
                       options, resume is not None)
     except BaseException as err:
         if isinstance(err, KeyboardInterrupt):
-            parent.set_tags({"mfsearch.interrupted": "true"})  # left RUNNING: `--resume` continues it
+            parent.set_tags({INTERRUPTED_TAG: "true"})  # left RUNNING: `--resume` continues it
         else:
             parent.fail(err)
         raise
     result.wall_time_s = time.monotonic() - started
     result.experiment_id = parent.experiment_id
+    _add_latency(result, tracking_uri, parent)
     parent.log_metrics({"sweep/trials": len(result.trials), "sweep/failed": len(result.failed),
                         "sweep/rejected": result.rejected, "sweep/wall_time_s": result.wall_time_s}, step=0)
-    parent.set_tags({"mfsearch.rejection_reasons": json.dumps(result.rejection_reasons)})
+    parent.set_tags({REJECTIONS_TAG: json.dumps(result.rejection_reasons)})
     parent.finish()
     return result
+
+
+def _add_latency(result: SweepResult, tracking_uri: str, parent: MlflowRun) -> None:
+    """Comparable ``cost/latency_ms``, measured serially now that no trial trains (``sweep_latency``)."""
+    from ..latency import LatencyProtocol
+    from .sweep_latency import measure_sweep_latency
+
+    protocol = LatencyProtocol()
+    parent.log_params(protocol.to_params())
+    latency = measure_sweep_latency(tracking_uri, parent.experiment_id, parent.run_id, protocol)
+    for t in result.trials:
+        trial_id = str(t["metrics"].get("trial_id"))
+        if trial_id in latency:
+            t["metrics"][M.COST_LATENCY_MS] = latency[trial_id]
 
 
 def _fit(spec: SearchSpec, baselines: list, num_classes: int, img_size: int, name: str, storage: Path,
@@ -268,7 +282,7 @@ def make_scheduler(spec: SearchSpec):
     """None (FIFO: every trial to full fidelity) or successive halving that never stops a baseline."""
     from .mo_asha import MOASHAScheduler, is_baseline_trial
 
-    objectives = [(o.metric, o.mode) for o in spec.objectives]
+    objectives = [(M.during_sweep(o.metric), o.mode) for o in spec.objectives]
     if spec.scheduler.name == "fifo":
         return None
     if spec.scheduler.name == "asha":
@@ -284,14 +298,12 @@ def trial_dirname(trial) -> str:
 
 def _delete_children(tracking_uri: str, experiment: str, parent_run_id: str, keep: set[str] = frozenset()) -> None:
     """Delete the sweep's child runs, except those of the trials in ``keep``."""
-    from .mlflow_callback import TRIAL_TAG
-    client = MlflowRun(tracking_uri, experiment).client
-    exp = client.get_experiment_by_name(experiment)
+    store = Store.open(tracking_uri)
+    exp = store.experiment(experiment)
     if exp is not None:
-        for run in client.search_runs([exp.experiment_id], max_results=50000,
-                                      filter_string=f"tags.`mlflow.parentRunId` = '{parent_run_id}'"):
-            if run.data.tags.get(TRIAL_TAG) not in keep:
-                client.delete_run(run.info.run_id)
+        for run in store.children(exp.experiment_id, parent_run_id):
+            if run.tags.get(TRIAL_TAG) not in keep:
+                store.delete_run(run.run_id)
 
 
 def _find_searcher(tuner):

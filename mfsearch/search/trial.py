@@ -8,9 +8,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import statistics
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -21,27 +19,12 @@ from .. import metrics as M
 # Trials run in worker processes that import this module fresh; keep imports light at the top.
 
 
-def measure_latency_ms(model: torch.nn.Module, img_size: int, in_chans: int = 3, repeats: int = 20) -> float:
-    """Median host latency of one image (batch 1, eval mode, no grad), after warm-up."""
-    model = model.eval()
-    x = torch.randn(1, in_chans, img_size, img_size)
-    with torch.inference_mode():
-        for _ in range(3):
-            model(x)
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            model(x)
-            times.append(time.perf_counter() - start)
-    return 1000.0 * statistics.median(times)
-
-
 def run_trial(config: dict[str, Any], spec_raw: dict, source: str, threads: int) -> None:
     from ray import tune
 
     from ..api import resolve_arch
     from ..interop import save_weights
-    from ..model import MetaFormer
+    from ..latency import LatencyProtocol, measure_arch
     from ..training.run import train
     from .space import parse_search_spec
 
@@ -53,8 +36,10 @@ def run_trial(config: dict[str, Any], spec_raw: dict, source: str, threads: int)
         recipe = dataclasses.replace(recipe, seed=int(config["seed"]))
     candidate = config["candidate"]
     cfg = resolve_arch(candidate["arch"])
-    with torch.random.fork_rng():
-        latency = measure_latency_ms(MetaFormer(cfg), cfg.img_size, cfg.in_chans)
+    # An estimate for schedulers and searchers that rank on latency during the sweep: measured here,
+    # while other trials share the cores, hence its own name. The comparable `cost/latency_ms` is
+    # measured by the driver, every finished trial serially after the trainings (mfsearch.latency).
+    latency = measure_arch(cfg, LatencyProtocol()).median_ms
 
     def report(metrics: dict, epoch: int, model: torch.nn.Module) -> None:
         loss = metrics.get(M.TRAIN_LOSS)
@@ -63,7 +48,7 @@ def run_trial(config: dict[str, Any], spec_raw: dict, source: str, threads: int)
         with tempfile.TemporaryDirectory() as tmp:
             save_weights(model, Path(tmp) / "weights.safetensors")
             (Path(tmp) / "arch.yaml").write_text(cfg.to_yaml())
-            tune.report({**metrics, **cost, M.COST_LATENCY_MS: latency, "epochs_reached": epoch},
+            tune.report({**metrics, **cost, M.COST_LATENCY_MS_IN_TRIAL: latency, "epochs_reached": epoch},
                         checkpoint=tune.Checkpoint.from_directory(tmp))
 
     from ..cost import count_config
@@ -73,4 +58,4 @@ def run_trial(config: dict[str, Any], spec_raw: dict, source: str, threads: int)
     result = train(cfg, spec.data, recipe, log_to_mlflow=False, sinks=[report], progress=False, run_test=run_test,
                    threads=threads)
     if run_test:  # reported after selection is done, never used to select (`confirm` only)
-        tune.report({**result.metrics, M.COST_LATENCY_MS: latency, "epochs_reached": recipe.epochs})
+        tune.report({**result.metrics, M.COST_LATENCY_MS_IN_TRIAL: latency, "epochs_reached": recipe.epochs})

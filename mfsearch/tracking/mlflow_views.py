@@ -13,7 +13,9 @@ from __future__ import annotations
 import json
 from typing import Sequence
 
-SHARED_VIEW_TAG = "mlflow.sharedViewState."
+from .. import metrics as M
+from .store import Store
+from .tags import CLAIMS_TAG, FAMILY_TAG, KIND_TAG, PARENT_TAG, SHARED_VIEW_TAG, STATUS_TAG
 
 
 def column(kind: str, name: str) -> str:
@@ -22,22 +24,22 @@ def column(kind: str, name: str) -> str:
 
 
 SWEEP_VIEW = "mfsearch-sweep"
-SWEEP_COLUMNS = ([column("metrics", m) for m in ("val/acc1", "cost/macs", "cost/params", "cost/latency_ms",
-                                                 "epochs_reached")]
-                 + [column("tags", t) for t in ("mfsearch.family", "mfsearch.status")]
+SWEEP_COLUMNS = ([column("metrics", m) for m in (M.VAL_ACC1, M.COST_MACS, M.COST_PARAMS, M.COST_LATENCY_MS,
+                                                 M.EPOCHS_REACHED)]
+                 + [column("tags", t) for t in (FAMILY_TAG, STATUS_TAG)]
                  + [column("params", f"stage{i}.mixer") for i in range(4)])
 CONFIRM_VIEW = "mfsearch-confirm"
 CONFIRM_COLUMNS = ([column("metrics", m) for m in ("confirm/val_acc1_mean", "confirm/val_acc1_ci_low",
                                                    "confirm/val_acc1_ci_high", "confirm/test_acc1_mean",
                                                    "sweep/val_acc1", "cost/macs", "cost/params", "confirm/seeds")]
-                   + [column("tags", t) for t in ("mfsearch.family", "mfsearch.claims")])
+                   + [column("tags", t) for t in (FAMILY_TAG, CLAIMS_TAG)])
 
 
-def publish_view(client, experiment_id: str, key: str, columns: Sequence[str], order_by: str | None = None,
+def publish_view(store: Store, experiment_id: str, key: str, columns: Sequence[str], order_by: str | None = None,
                  ascending: bool = False, search_filter: str = "") -> None:
     state = {"selectedColumns": list(columns), "searchFilter": search_filter, "orderByAsc": ascending,
              **({"orderByKey": order_by} if order_by else {})}
-    client.set_experiment_tag(experiment_id, SHARED_VIEW_TAG + key, json.dumps(state))
+    store.set_experiment_tag(experiment_id, SHARED_VIEW_TAG + key, json.dumps(state))
 
 
 def view_url(server: str, experiment_id: str, key: str) -> str:
@@ -45,12 +47,12 @@ def view_url(server: str, experiment_id: str, key: str) -> str:
     return f"{server.rstrip('/')}/#/experiments/{experiment_id}/runs?viewStateShareKey={key}&workflowType=machine_learning"
 
 
-def publish_sweep_view(client, experiment_id: str, parent_run_id: str) -> None:
+def publish_sweep_view(store: Store, experiment_id: str, parent_run_id: str) -> None:
     """The sweep's trials (children of its run), most accurate first."""
-    publish_view(client, experiment_id, SWEEP_VIEW, SWEEP_COLUMNS, column("metrics", "val/acc1"),
-                 search_filter=f"tags.`mlflow.parentRunId` = '{parent_run_id}'")
+    publish_view(store, experiment_id, SWEEP_VIEW, SWEEP_COLUMNS, column("metrics", "val/acc1"),
+                 search_filter=f"tags.`{PARENT_TAG}` = '{parent_run_id}'")
 
 
-def publish_confirm_view(client, experiment_id: str) -> None:
-    publish_view(client, experiment_id, CONFIRM_VIEW, CONFIRM_COLUMNS, column("metrics", "confirm/val_acc1_mean"),
-                 search_filter="tags.`mfsearch.kind` = 'confirm-arch'")
+def publish_confirm_view(store: Store, experiment_id: str) -> None:
+    publish_view(store, experiment_id, CONFIRM_VIEW, CONFIRM_COLUMNS, column("metrics", "confirm/val_acc1_mean"),
+                 search_filter=f"tags.`{KIND_TAG}` = 'confirm-arch'")

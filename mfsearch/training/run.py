@@ -24,7 +24,7 @@ from ..data import DataConfig, ImageDataModule, check_data
 from ..interop import save_weights
 from ..model import MetaFormer
 from ..tracking import MlflowRun, arch_params
-from ..tracking.mlflow_store import flatten
+from ..tracking import flatten
 from .callbacks import EpochReporter, MetricSink
 from .module import ClassificationModule
 from .recipes import TrainConfig
