@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import re
 import shutil
 import time
@@ -24,6 +23,7 @@ from ..tracking.mlflow_views import publish_sweep_view
 from ..tracking.tags import INTERRUPTED_TAG, KIND_TAG, REJECTIONS_TAG, TRIAL_TAG
 from .candidates import baseline_candidates, feasibility
 from .proposers import GridProposer
+from .ray_cluster import check_cluster, start_ray  # noqa: F401  (re-exported: confirm starts Ray the same way)
 from .space import SearchSpec, load_search_spec
 
 STATE_FILE = "mfsearch_state.json"
@@ -126,6 +126,7 @@ def run_sweep(spec_path: str | None, options: SweepOptions, resume: str | None =
     name = check_name(options.name or spec.name, "--name" if options.name else "name")
     tracking_uri = resolve_tracking_uri(options.tracking_uri)
     check_reachable(tracking_uri)
+    check_cluster(options.address)
     experiment_path = storage / name
     if not resume and (experiment_path / STATE_FILE).exists():
         raise MfsearchError(f"a sweep named {name!r} already exists in {storage}: continue it with "
@@ -230,16 +231,6 @@ def _fit(spec: SearchSpec, baselines: list, num_classes: int, img_size: int, nam
     stats = searcher.stats() if searcher else {"rejected": 0, "rejection_reasons": {}}
     return SweepResult(name, path, tracking_uri, parent_run_id, trials, stats["rejected"],
                        stats["rejection_reasons"], dict(logger.failed) if logger else {}, 0.0)
-
-
-def start_ray(address: str | None) -> None:
-    import ray
-
-    os.environ.setdefault("PL_DISABLE_FORK", "1")
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    if not ray.is_initialized():
-        ray.init(address=address, include_dashboard=False, log_to_driver=False,
-                 configure_logging=True, logging_level="ERROR")
 
 
 def make_trainable(spec: SearchSpec):

@@ -149,11 +149,15 @@ class Store:
         from mlflow.tracking import MlflowClient
         # After the import: importing mlflow configures its loggers (INFO).
         logging.getLogger("mlflow").setLevel(logging.WARNING)  # no schema-migration chatter
+        # Its database errors are logged with their SQL before they are raised: raised, they reach
+        # `_call`, which retries them or reports them in one line.
+        logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
 
         retry_s = float(os.environ.get(RETRY_ENV, DEFAULT_RETRY_S))
-        store = cls(uri, MlflowClient(tracking_uri=uri, registry_uri=uri), retry_s)
-        with _init_lock(path):  # MLflow creates a fresh SQLite schema on first use
-            store._call(store._client.search_experiments, max_results=1)
+        with _init_lock(path):  # MLflow creates (or migrates) a SQLite schema on first use
+            store = cls(uri, MlflowClient(tracking_uri=uri, registry_uri=uri), retry_s)
+            store._call(store._client.search_experiments, max_results=1)          # the tracking store's
+            store._call(store._client.search_registered_models, max_results=1)   # the registry's
         return store
 
     # -- the retry loop ---------------------------------------------------------------------------
@@ -167,13 +171,14 @@ class Store:
             except MfsearchError:
                 raise
             except Exception as err:
-                if not _is_transient(err) or time.monotonic() + delay > deadline:
+                remaining = deadline - time.monotonic()
+                if not _is_transient(err) or remaining <= 0:
                     raise MfsearchError(f"MLflow store {self.uri}: {_one_line(err)}") from err
                 if not self._warned:
                     print(f"mfsearch: MLflow store {self.uri} not answering ({_one_line(err)[:120]}); "
                           f"retrying for up to {self.retry_s:.0f} s", file=sys.stderr, flush=True)
                     self._warned = True
-                time.sleep(delay)
+                time.sleep(min(delay, remaining))
                 delay = min(delay * 2, 10.0)
 
     # -- experiments ------------------------------------------------------------------------------
