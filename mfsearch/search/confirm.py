@@ -21,42 +21,18 @@ from typing import Any
 
 import yaml
 
-from ..analysis.confirmation import (
-    ConfirmedArch,
-    ConfirmReport,
-    build_claims,
-    interval_metrics,
-    rank_agreement,
-)
+from ..analysis.confirmation import (ConfirmedArch, ConfirmReport, build_claims, interval_metrics,
+                                     rank_agreement)
 from ..analysis.fronts import COST_AXES, build_front
 from ..analysis.sweep_data import Sweep, TrialRecord, artifact_text, load_sweep
 from ..data import ImageDataModule, check_data
 from ..errors import ConfigError, MfsearchError
 from ..tracking import MlflowRun, Store, arch_params
 from ..tracking.mlflow_views import publish_confirm_view
-from ..tracking.tags import (
-    ARCH_TAG,
-    CLAIMS_TAG,
-    CONFIRM_TAG,
-    FAMILY_TAG,
-    KIND_TAG,
-    SEED_TAG,
-    SEEDS_MISSING_TAG,
-    SOURCE_TAG,
-    SOURCE_TRIAL_TAG,
-    SWEEP_RUN_TAG,
-    TRIAL_TAG,
-)
+from ..tracking.tags import (ARCH_TAG, CLAIMS_TAG, CONFIRM_TAG, FAMILY_TAG, KIND_TAG, SEED_TAG, SEEDS_MISSING_TAG,
+                             SOURCE_TAG, SOURCE_TRIAL_TAG, SWEEP_RUN_TAG, TRIAL_TAG)
 from .ray_cluster import check_cluster
-from .runner import (
-    SPEC_ARTIFACT,
-    check_name,
-    default_storage,
-    make_trainable,
-    make_tuner,
-    start_ray,
-    trial_concurrency,
-)
+from .runner import SPEC_ARTIFACT, check_name, default_storage, make_trainable, make_tuner, start_ray, trial_concurrency
 from .space import SearchSpec, parse_search_spec
 
 EPOCHS_FACTOR = 2
