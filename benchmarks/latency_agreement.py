@@ -4,7 +4,9 @@ Per architecture (sweep-sized MetaFormers at 32 px), in one run:
 
 1. the protocol (``LatencyProtocol()``: 1 thread, batch 1, warm-up, 5 x 20 timed forwards, median
    and IQR) in two fresh processes, A then B, on the machine as it is; they *agree* when the medians
-   differ by no more than the larger of the two IQRs;
+   differ by no more than the larger of the two IQRs. A shift all architectures share (the median
+   of B/A) is the machine's speed drifting between the two processes; each B/A divided by it is
+   what is left to the protocol;
 2. the old in-trial measurement (torch's default threads, 3 warm-up forwards, median of 20) in a
    fresh process, on the machine as it is and while a competing CPU load (``--load-procs`` processes
    running a matmul loop on ``--load-threads`` threads each, like another trial's training) runs,
@@ -14,13 +16,16 @@ Per architecture (sweep-sized MetaFormers at 32 px), in one run:
     python benchmarks/latency_agreement.py
     python benchmarks/latency_agreement.py --archs identityformer convformer --load-procs 2 --json out.json
 
-Every phase prints the 1-minute load average before it starts: "quiet" is only as quiet as the
-machine was (nothing here stops other users' processes).
+Every phase prints how much CPU all other processes used while it ran (the load processes
+included) and, in a virtual machine, how much the hypervisor stole: "quiet" is only as quiet as the
+machine was; nothing here stops other users' processes, or a VM's neighbours.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -86,17 +91,31 @@ def load_loop(threads: int) -> None:
         a = torch.tanh(a @ a)
 
 
-def loadavg() -> str:
+def host_cpu_s() -> tuple[float, float]:
+    """CPU seconds (all cores, from /proc/stat) the host has been busy, and stolen by the hypervisor
+    (a virtual machine's neighbours, invisible to ps); nan where there is no /proc/stat."""
     try:
-        return Path("/proc/loadavg").read_text().split()[0]
-    except OSError:
-        return "n/a"
+        values = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:9]]
+    except (OSError, ValueError):
+        return float("nan"), float("nan")
+    tick = os.sysconf("SC_CLK_TCK")
+    return (sum(values[:7]) - values[3] - values[4]) / tick, values[7] / tick   # minus idle and iowait
+
+
+def children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def run_worker(style: str, names: list[str]) -> dict:
-    print(f"  [{style}: fresh process, load average {loadavg()}]", flush=True)
+    """Run ``worker`` in a fresh process; print how much CPU everything else used meanwhile."""
+    (busy, steal), ours, start = host_cpu_s(), children_cpu_s(), time.perf_counter()
     out = subprocess.run([sys.executable, __file__, "--worker", style, "--archs", *names],
                          capture_output=True, text=True, check=True)
+    (busy1, steal1), wall = host_cpu_s(), time.perf_counter() - start
+    others = (busy1 - busy) - (children_cpu_s() - ours)
+    print(f"  {style:8} fresh process, {wall:4.1f} s; meanwhile other processes used {100 * others / wall:3.0f}% "
+          f"of one core, the hypervisor stole {100 * (steal1 - steal) / wall:3.0f}%", flush=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -143,6 +162,10 @@ def main() -> None:
         macs = mfsearch.count_cost(arch_cfg(name)).macs / 1e6
         print(f"{name:16} {macs:7.2f} {ra['median']:8.3f} ±{ra['spread']:6.3f} {rb['median']:8.3f} ±{rb['spread']:6.3f} "
               f"{diff:+9.3f} {100 * diff / ra['median']:+6.1f}%  {'yes' if agree else 'NO'}")
+    drift = statistics.median(b[n]["median"] / a[n]["median"] for n in args.archs)
+    print(f"B/A over all archs (median): {drift:.3f}; B/A of each arch divided by it: "
+          + ", ".join(f"{n} {b[n]['median'] / a[n]['median'] / drift:.3f}" for n in args.archs))
+    print("(a shift all archs share is the machine's speed drifting between the processes, not the protocol)")
     threads = next(iter(old_quiet.values()))["threads"]
     print(f"\n2. old in-trial style ({threads} threads = torch's default, median of 20) quiet vs under load; "
           f"the protocol under the same load")

@@ -9,6 +9,7 @@ from torch import nn
 from .config import ArchConfig, apply_overrides, load_arch_yaml, parse_arch
 from .cost import ModelCost, count_config
 from .errors import ConfigError
+from .memory import check_model_fits
 from .model import MetaFormer
 from .presets import get_preset, list_presets
 
@@ -44,7 +45,8 @@ def resolve_arch(arch: ArchLike, **overrides: Any) -> ArchConfig:
 
 
 def create_model(arch: ArchLike, num_classes: int | None = None, img_size: int | None = None,
-                 pretrained: bool | str | Path = False, **overrides: Any) -> nn.Module:
+                 pretrained: bool | str | Path = False, pretrained_sha256: str | None = None,
+                 **overrides: Any) -> nn.Module:
     """Build a MetaFormer.
 
     Args:
@@ -52,17 +54,20 @@ def create_model(arch: ArchLike, num_classes: int | None = None, img_size: int |
         num_classes, img_size: shortcuts for the config fields of the same name.
         pretrained: ``True`` loads the published ImageNet weights of a preset (downloaded through
             timm / the official release; the classifier is re-initialised when ``num_classes`` is not
-            1000); a path loads a ``.safetensors`` file saved from an mfsearch model.
+            1000); a path loads a ``.safetensors`` file saved from an mfsearch model. Downloads are
+            checked against a recorded SHA-256 (``mfsearch.weights_download``).
+        pretrained_sha256: pin the downloaded file's SHA-256 (else the recorded one is used).
         overrides: any config field (see ``resolve_arch``).
     """
     cfg = resolve_arch(arch, num_classes=num_classes, img_size=img_size, **overrides)
+    check_model_fits(cfg)  # a ConfigError naming the field, not the allocator's 588 GB traceback
     model = MetaFormer(cfg)
     if pretrained is True:
         from .interop import load_published_weights
         if not isinstance(arch, str) or arch not in list_presets():
             raise ConfigError("pretrained", "published weights exist only for presets; pass a "
                                             "path to a .safetensors file for other architectures")
-        load_published_weights(model, arch)
+        load_published_weights(model, arch, pretrained_sha256)
     elif pretrained:
         from .interop import load_weights_file
         load_weights_file(model, pretrained)

@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 import yaml
 
-from .yamlio import load_yaml
+from .yamlio import load_yaml_file
 
 from .errors import ConfigError
 from .layers.activations import ActSpec
@@ -62,9 +62,18 @@ class HeadConfig:
     norm_eps: float = dataclasses.field(default=1e-5, metadata={"check": positive})  # LN inside the mlp head
 
 
+# Validation, costing and building visit every block: a stage of 10⁸ blocks took minutes before
+# anything refused it. The deepest published MetaFormer stage has 18 blocks.
+MAX_DEPTH = 1000
+
+
+def _depth(value: int) -> str | None:
+    return positive(value) or (None if value <= MAX_DEPTH else f"must be at most {MAX_DEPTH}")
+
+
 @dataclasses.dataclass(frozen=True)
 class StageConfig:
-    depth: int = dataclasses.field(metadata={"check": positive})
+    depth: int = dataclasses.field(metadata={"check": _depth})
     dim: int = dataclasses.field(metadata={"check": positive})
     # One mixer for every block, or a list with one mixer per block.
     mixer: MixerSpec | tuple[MixerSpec, ...] = dataclasses.field(
@@ -193,10 +202,7 @@ def load_arch_yaml(path: str | Path) -> ArchConfig:
     path = Path(path)
     if not path.is_file():
         raise ConfigError("", f"architecture file not found: {path}", None)
-    try:
-        raw = load_yaml(path.read_text())
-    except yaml.YAMLError as err:
-        raise ConfigError("", f"not valid YAML: {err}".replace("\n", " "), str(path)) from None
+    raw = load_yaml_file(path)  # size cap, alias bombs, bad YAML: one ConfigError naming the file
     if isinstance(raw, dict) and "arch" in raw and len(raw) == 1:
         raw = raw["arch"]
     return parse_arch(raw, source=str(path))

@@ -27,3 +27,18 @@ class ConfigError(MfsearchError, ValueError):
 
 class PretrainedUnavailable(MfsearchError):
     """Published weights could not be fetched or do not exist for this architecture."""
+
+
+class UnreadableImage(MfsearchError):
+    """An image file met during training does not decode (``mfsearch.data.verify`` checks them all
+    before a run, so it most likely changed after the run started).
+
+    Raised in DataLoader workers; torch re-raises it in the main process as
+    ``UnreadableImage("Caught ... Original Traceback ...")``, so the constructor keeps only the
+    original one-line message.
+    """
+
+    def __init__(self, message: str):
+        if "Original Traceback" in message:
+            message = message.rstrip().rsplit(f"{type(self).__name__}: ", 1)[-1]
+        super().__init__(message)

@@ -30,15 +30,21 @@ def convert_official_state_dict(state_dict: dict, model: nn.Module) -> dict:
     return checkpoint_filter_fn(state_dict, model)
 
 
-def published_state_dict(preset: str) -> dict:
-    """Download the published ImageNet-1k weights of ``preset`` (1000 classes, 224 px)."""
+def published_state_dict(preset: str, sha256: str | None = None) -> dict:
+    """Download the published ImageNet-1k weights of ``preset`` (1000 classes, 224 px), verified
+    against their recorded SHA-256 (``weights_download``)."""
+    from .weights_download import download_published
+
     family = preset_family(preset)
+    url = OFFICIAL_URL.format(family=family.name, name=preset)
     try:
+        path = download_published(preset, family.in_timm, url, sha256)
         if family.in_timm:
-            import timm
-            return timm.create_model(preset, pretrained=True).state_dict()
-        url = OFFICIAL_URL.format(family=family.name, name=preset)
-        return torch.hub.load_state_dict_from_url(url, map_location="cpu", weights_only=True)
+            from safetensors.torch import load_file
+            return load_file(str(path))
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except PretrainedUnavailable:
+        raise
     except Exception as err:  # network, hub and file errors all mean the same thing to the user
         source = f"timm/{preset}.sail_in1k (Hugging Face Hub)" if family.in_timm else \
             OFFICIAL_URL.format(family=family.name, name=preset)
@@ -48,10 +54,10 @@ def published_state_dict(preset: str) -> dict:
             "download them elsewhere and pass pretrained='weights.safetensors'") from None
 
 
-def load_published_weights(model: nn.Module, preset: str) -> None:
-    state = published_state_dict(preset)
-    if not preset_family(preset).in_timm:
-        state = convert_official_state_dict(state, _reference_model(preset))
+def load_published_weights(model: nn.Module, preset: str, sha256: str | None = None) -> None:
+    # timm's hub files and the official releases both go through timm's converter (a no-op for
+    # keys already in timm's scheme), as timm's own pretrained loading does.
+    state = convert_official_state_dict(published_state_dict(preset, sha256), _reference_model(preset))
     own = model.state_dict()
     # A different number of classes keeps the freshly initialised classifier (like timm).
     if own["head.fc.weight" if "head.fc.weight" in own else "head.fc.fc2.weight"].shape[0] != 1000:

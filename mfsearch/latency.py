@@ -17,10 +17,11 @@ The protocol (``LatencyProtocol``; every field is logged as a ``latency.<field>`
   quartiles, which tell a skewed (contended) distribution from a symmetric one.
 
 Why 1 thread by default: on a shared host the cores a measurement gets depend on what else runs
-(other trials, a training, a browser). A 1-thread forward needs one free core and never waits on a
-descheduled worker thread at an intra-op barrier, so it is what compares between a quiet and a busy
-machine and between hosts with different core counts. It is also what the small 32-px
-architectures of a sweep run best at: their ops are too small for intra-op parallelism to pay.
+(other trials, a training, a browser). A 1-thread forward needs only one free core and never waits
+on a descheduled worker thread at an intra-op barrier, so it depends least on the other tenants and
+on the host's core count: it is the setting that compares between measurements (no setting makes
+a fully loaded machine quiet: the sweep measures after its trainings). It is also what the small
+32-px architectures of a sweep run best at: their ops are too small for intra-op parallelism to pay.
 Measure deployment settings (more threads, a larger batch) with another ``LatencyProtocol``; its
 params say so.
 
@@ -36,7 +37,7 @@ import os
 import platform
 import statistics
 import time
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -122,7 +123,7 @@ def host_description() -> str:
     return f"{cpu}; {os.cpu_count()} CPUs; torch {torch.__version__}"
 
 
-def measure_latency(model_or_cfg: Union[torch.nn.Module, ArchConfig], img_size: int | None = None,
+def measure_latency(model_or_cfg: torch.nn.Module | ArchConfig, img_size: int | None = None,
                     in_chans: int | None = None, protocol: LatencyProtocol = LatencyProtocol(),
                     seed: int = 0) -> LatencyMeasurement:
     """Latency of one forward of ``model_or_cfg`` under ``protocol``.
@@ -168,7 +169,9 @@ def measure_arch(cfg: ArchConfig, protocol: LatencyProtocol = LatencyProtocol(),
     and measure it at ``img_size`` (default: the config's) under ``protocol``."""
     from .model import MetaFormer
 
+    if img_size and img_size != cfg.img_size:   # the model is built for its input size (RandomMixer's N)
+        cfg = dataclasses.replace(cfg, img_size=img_size)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = MetaFormer(cfg)
-    return measure_latency(model, img_size or cfg.img_size, cfg.in_chans, protocol, seed=seed)
+    return measure_latency(model, cfg.img_size, cfg.in_chans, protocol, seed=seed)

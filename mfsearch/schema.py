@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import reprlib
 import types
 import typing
 from typing import Any, Literal, Union
@@ -30,8 +31,18 @@ def type_name(value: Any) -> str:
             dict: "a mapping", tuple: "a list"}.get(type(value), type(value).__name__)
 
 
+# Bounded repr: a value's full repr can be huge (a YAML alias bomb shares one list 10⁹ times) and
+# an error message needs 60 characters of it.
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxlist, _REPR.maxtuple, _REPR.maxdict, _REPR.maxset = 3, 8, 8, 4, 4
+_REPR.maxstring, _REPR.maxother, _REPR.maxlong = 60, 60, 60
+
+
 def describe(value: Any) -> str:
-    text = repr(value)
+    try:
+        text = _REPR.repr(value)
+    except ValueError:  # an int of over 4,300 digits refuses str()
+        text = f"an int of {value.bit_length()} bits" if isinstance(value, int) else type(value).__name__
     return text if len(text) <= 60 else text[:57] + "..."
 
 

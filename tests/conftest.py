@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,8 @@ CIFAR10 = Path(os.environ.get("MFSEARCH_TEST_CIFAR10", ROOT.parent / "shared" / 
 
 # Never reach for the network from tests.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# Sweeps sign their resume state with a per-user key (~/.config/mfsearch/state.key): tests use their own.
+os.environ.setdefault("MFSEARCH_STATE_KEY_FILE", os.path.join(tempfile.mkdtemp(prefix="mfsearch-key-"), "state.key"))
 
 # Tests choose their MLflow store themselves (most check the default, ./mlflow.db); a user's
 # MLFLOW_TRACKING_URI must not send test runs to their server, nor reach the subprocesses tests start.

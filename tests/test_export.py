@@ -198,3 +198,20 @@ def test_missing_store_is_an_error_not_a_new_database(tmp_path, capsys):
     code, _, err = run_cli(capsys, "pareto", "smoke", "--tracking-uri", str(missing))
     assert code == 2 and "no MLflow store at" in err
     assert not missing.parent.exists()
+
+
+@pytest.mark.parametrize("family, trial_id, expected", [
+    ("preset:caformer_s18", "ab12", "preset-caformer_s18-ab12"),
+    ("../../etc", "x", "etc-x"),
+    ("/abs/path", "../y", "abs-path-..-y"),
+    ("..", "..", "unnamed"),
+    ("a\nb", "c d", "a-b-c-d"),
+], ids=["preset", "dotdot", "absolute", "only-dots", "whitespace"])
+def test_export_folder_names_from_tags_are_names(family, trial_id, expected):
+    from mfsearch.export.exporter import folder_name_for, safe_name
+    from mfsearch.analysis.sweep_data import TrialRecord
+
+    trial = TrialRecord("0" * 32, trial_id, family, "completed", 1, {}, (), {})
+    name = folder_name_for(trial)
+    assert name == expected and "/" not in name and not name.startswith(".")
+    assert len(safe_name("x" * 500)) == 80

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 import mfsearch
-from mfsearch.latency import LatencyMeasurement, LatencyProtocol, host_description, measure_arch, measure_latency
+from mfsearch.latency import (LatencyMeasurement, LatencyProtocol, host_description, measure_arch,
+                              measure_latency)
 from mfsearch.presets import family_arch
 
 FAST = LatencyProtocol(warmup=2, warmup_s=0.0, rounds=3, repeats=5)
@@ -119,3 +120,9 @@ def test_bigger_model_measures_slower():
     protocol = LatencyProtocol(warmup=3, warmup_s=0.1, rounds=3, repeats=7)
     fast, slow = measure_arch(small, protocol), measure_arch(big, protocol)
     assert slow.median_ms > 3 * fast.median_ms, (fast, slow)
+
+
+def test_arch_measured_at_another_img_size():
+    cfg = tiny_arch("randformer", [1, 1, 1, 1], [16, 32, 64, 128], 32)   # RandomMixer: N fixed by img_size
+    m = measure_latency(cfg, img_size=48, protocol=FAST)
+    assert len(m.samples_ms) == FAST.rounds * FAST.repeats and m.median_ms > 0

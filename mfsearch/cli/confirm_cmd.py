@@ -45,6 +45,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "sweep's training images); repeatable")
     p.add_argument("--name", help="confirmation name: Tune folder and MLflow run (default: <sweep>-confirm)")
     p.add_argument("--resume", action="store_true", help="continue the interrupted confirmation of this sweep")
+    p.add_argument("--trust-state", action="store_true",
+                   help="with --resume: accept the folder's state as it is and re-sign it (when --resume refuses a "
+                        "file left unsigned by a driver killed mid-write, and the folder is yours alone)")
     g = p.add_argument_group("execution (as for `mfsearch run`)")
     g.add_argument("--address", help="join a running Ray cluster (e.g. auto); default: start a local Ray")
     g.add_argument("--storage-path", help="where Tune keeps trial results (default: ./mfsearch_runs)")
@@ -67,7 +70,7 @@ def options_from(args: argparse.Namespace):
     return ConfirmOptions(selection=selection, top_k=args.top_k, run_ids=tuple(args.run_id or ()), seeds=args.seeds,
                           first_seed=args.first_seed, epochs=args.epochs, overrides=overrides, address=args.address,
                           storage_path=args.storage_path, tracking_uri=args.tracking_uri, name=args.name,
-                          resume=args.resume)
+                          resume=args.resume, trust_state=args.trust_state)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -29,6 +29,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("space", nargs="?", help="search-space YAML (see search_spaces/)")
     p.add_argument("--resume", metavar="NAME", help="continue the interrupted sweep NAME")
     p.add_argument("--name", help="sweep name: Tune folder and MLflow experiment (default: the YAML's name)")
+    p.add_argument("--trust-state", action="store_true",
+                   help="with --resume: accept the folder's state as it is and re-sign it (when --resume refuses a "
+                        "file left unsigned by a driver killed mid-write, and the folder is yours alone)")
     g = p.add_argument_group("execution")
     g.add_argument("--address", help="join a running Ray cluster (e.g. auto); default: start a local Ray")
     g.add_argument("--storage-path", help="where Tune keeps trial results (default: ./mfsearch_runs; "
@@ -62,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.space and not args.resume:
         raise MfsearchError("give a search-space YAML (e.g. search_spaces/mixer_per_stage.yaml) or --resume NAME")
     options = SweepOptions(address=args.address, storage_path=args.storage_path, tracking_uri=args.tracking_uri,
-                           name=args.name, overrides=overrides(args))
+                           name=args.name, overrides=overrides(args), trust_state=args.trust_state)
     result = run_sweep(args.space, options, resume=args.resume)
     print_summary(result)
     return 0

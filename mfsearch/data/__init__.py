@@ -8,6 +8,7 @@
 
 Modules: ``config`` (DataConfig, AugmentConfig), ``locate`` (roots, layouts, download),
 ``sampling`` (splits and subsets), ``decode`` (decoding small images once, disk cache),
+``verify`` (every image used decodes before a run: a few bad files skipped, more than 1% refused),
 ``synthetic``, ``datasets`` (splits and torch datasets), ``transforms``, ``datamodule``.
 """
 from .config import AugmentConfig, DataConfig

@@ -13,12 +13,17 @@ def _fraction(value: float) -> str | None:
     return None if 0 <= value < 1 else "must be in [0, 1)"
 
 
+def _at_least_two(value: int) -> str | None:
+    return None if value >= 2 else "must be at least 2 (a classifier needs at least two classes)"
+
+
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
     dataset: Literal["cifar10", "cifar100", "imagefolder", "synthetic"] = "cifar10"
     # Dataset root. Default: $MFSEARCH_DATA_DIR/<dataset>, else ~/.cache/mfsearch/data/<dataset>.
     # cifar10/cifar100: torchvision's format (downloaded there when online) or an ImageFolder tree
-    # with train/ and test/. imagefolder: train/ plus val/ or test/, one folder per class.
+    # with train/ and test/. imagefolder: train/ plus val/ or test/, one folder per class (two or
+    # more). Images that do not decode are skipped with a warning, or refused above 1% (verify.py).
     root: str | None = None
     # Side of the square images fed to the model. Default: 32 for CIFAR/synthetic, 224 otherwise.
     img_size: int | None = dataclasses.field(default=None, metadata={"check": positive})
@@ -35,7 +40,7 @@ class DataConfig:
     train_on_val: bool = False
     # Synthetic data only: images in the train split and number of classes.
     synthetic_size: int = dataclasses.field(default=2000, metadata={"check": positive})
-    synthetic_classes: int = dataclasses.field(default=10, metadata={"check": positive})
+    synthetic_classes: int = dataclasses.field(default=10, metadata={"check": _at_least_two})
     num_workers: int | None = dataclasses.field(default=None, metadata={"check": non_negative})  # None: auto
     seed: int = 0  # for the split and the subsets (not the training seed)
 

@@ -18,8 +18,8 @@ from torchvision import transforms as T
 
 from ..errors import ConfigError
 from .config import AugmentConfig, DataConfig
-from .datasets import (ArrayBatches, ArrayImages, BatchCollate, FileImages, Splits, build_splits,
-                       check_decodable, dataset_stats, materialize)
+from .datasets import (ArrayBatches, ArrayImages, BatchCollate, FileImages, Splits, build_splits, dataset_stats,
+                       materialize)
 from .locate import CIFAR, ensure_available, resolve_data, resolve_img_size  # noqa: F401 (re-export)
 from .transforms import FromArray, eval_transform, fast_eval_transforms, fast_train_transforms, train_transform
 
@@ -123,11 +123,14 @@ class ImageDataModule(L.LightningDataModule):
         for name in STAGE_SPLITS.get(stage, STAGE_SPLITS[None]):
             self.dataset(name)
 
-    def train_dataloader(self) -> DataLoader:
-        dataset, _ = self._get("train")
-        if len(dataset) < self.batch_size:
-            raise ConfigError("batch_size", f"{self.batch_size} is more than the {len(dataset)} train images "
+    def check_batch_size(self) -> None:
+        """Refuse a batch larger than the train split (listing only: callable before any decoding)."""
+        if self.train_size < self.batch_size:
+            raise ConfigError("batch_size", f"{self.batch_size} is more than the {self.train_size} train images "
                                             f"(the last partial batch is dropped, so no batch would remain)")
+
+    def train_dataloader(self) -> DataLoader:
+        self.check_batch_size()
         return self._loader("train", shuffle=True)
 
     def val_dataloader(self) -> DataLoader | list:
@@ -194,13 +197,12 @@ class ImageDataModule(L.LightningDataModule):
 
 
 def check_data(data: DataConfig, download: bool = True) -> None:
-    """Check that ``data`` can be loaded, before any training: root and layout, class folders,
-    subset sizes, one decodable image per split. Lists files but decodes (almost) nothing.
+    """Check that ``data`` can be loaded, before any training: root and layout, class folders (at
+    least two), subset sizes, and that every image file the splits use decodes (``verify.py``:
+    cached; a few bad files are skipped with a warning, more than 1% are refused).
 
     Downloads CIFAR when it is missing and ``download`` is on (offline, that fails fast with the
     error below). Raises ``MfsearchError`` (``ConfigError`` for subset sizes) with one clear line.
     """
     data = resolve_data(data)
-    splits = build_splits(data, ensure_available(data, download=download))
-    for split in (splits.train, splits.val, splits.test):
-        check_decodable(split)
+    build_splits(data, ensure_available(data, download=download))

@@ -1,11 +1,13 @@
 """The train / val / test splits of a ``DataConfig``, and the torch datasets that serve them.
 
-Two steps, so that checking a config costs no decoding:
+Two steps, so that checking a config loads no image into memory:
 
 1. ``build_splits(data)`` lists the images (file paths and labels, or in-memory arrays for
    torchvision's CIFAR pickles and synthetic data), carves the class-balanced validation split out
    of train and draws the class-balanced subsets — all deterministic from ``data.seed``. The test
-   split is the held-out folder (``test/`` or ``val/``) and never feeds validation.
+   split is the held-out folder (``test/`` or ``val/``) and never feeds validation. Image files
+   the splits use are then checked to decode (``verify.py``: a few bad ones are skipped with a
+   warning, many are refused).
 2. ``materialize(split, splits.stored_size)`` decodes a split: small square images (≤ 64 px, e.g.
    CIFAR) once into one uint8 array (``decode.py``, cached on disk); large ones stay files, decoded
    image by image in the DataLoader workers.
@@ -26,7 +28,8 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from ..errors import ConfigError, MfsearchError
+from ..errors import ConfigError, MfsearchError, UnreadableImage
+from ..memory import host_memory, human
 from .config import DataConfig
 from .decode import decode_files
 from .locate import (CIFAR, DATA_DIR_ENV, Layout, data_home, default_root, ensure_available,  # noqa: F401
@@ -34,6 +37,7 @@ from .locate import (CIFAR, DATA_DIR_ENV, Layout, data_home, default_root, ensur
 from .sampling import STREAM_SUBSET, balanced_split, balanced_subset
 from .synthetic import make_synthetic
 from .transforms import BatchTransform
+from .verify import check_files, image_problem
 
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 # Square images up to this side are decoded once into memory; larger ones per sample.
@@ -104,6 +108,9 @@ def scan_folder(split_dir: Path, class_names: Sequence[str] | None = None) -> tu
     if not found:
         raise MfsearchError(f"{split_dir}: no class folders (expected one sub-folder per class with its "
                             f"images), found {_entries(split_dir)}")
+    if class_names is None and len(found) < 2:  # torchmetrics (and classification) need two
+        raise MfsearchError(f"{split_dir}: found one class folder ({found[0]}/); a classifier needs at least "
+                            f"two classes, one sub-folder each")
     classes = tuple(class_names) if class_names is not None else tuple(found)
     unknown = sorted(set(found) - set(classes))
     if unknown:
@@ -131,10 +138,19 @@ def _entries(folder: Path) -> str:
     return ", ".join(names[:8]) + (f", ... ({len(names)} entries)" if len(names) > 8 else "") if names else "nothing"
 
 
-def _stored_size(first_image: str) -> int | None:
-    with Image.open(first_image) as im:  # reads the header only
-        w, h = im.size
-    return w if w == h and w <= IN_MEMORY_MAX_SIDE else None
+def _stored_size(files: Sequence[str], skipped: set[str]) -> int | None:
+    """In-memory side from the first train image that opens (its header only): every image of a
+    split held in memory gets this size."""
+    for path in files:
+        if path in skipped:
+            continue
+        try:
+            with Image.open(path) as im:
+                w, h = im.size
+        except Exception:  # noqa: BLE001 — unreadable but not used by this run: not our concern here
+            continue
+        return w if w == h and w <= IN_MEMORY_MAX_SIDE else None
+    return None
 
 
 def _load_folders(data: DataConfig, layout: Layout):
@@ -146,7 +162,7 @@ def _load_folders(data: DataConfig, layout: Layout):
     _, test_files, test_targets = scan_folder(layout.test_dir, classes)
     train = SplitSource("train", str(layout.train_dir), train_targets, files=tuple(train_files))
     test = SplitSource("test", str(layout.test_dir), test_targets, files=tuple(test_files))
-    return classes, _stored_size(train_files[0]), train, test
+    return classes, None, train, test  # stored size: once unreadable files are known (build_splits)
 
 
 def _load_torchvision(data: DataConfig, layout: Layout):
@@ -171,6 +187,10 @@ def _load_synthetic(data: DataConfig):
     size, k = resolve_img_size(data), data.synthetic_classes
     # The test split is a fifth of the train size (at least one image per class).
     test_n = max(k, data.synthetic_size // 5)
+    needed, available = (data.synthetic_size + test_n) * size * size * 3, host_memory()
+    if available is not None and needed > available:  # generated in memory, as uint8
+        raise ConfigError("data.img_size", f"{size} px makes {data.synthetic_size + test_n} synthetic images of "
+                                           f"{human(needed)}, more than this machine's {human(available)} of memory")
     train_x, train_y = make_synthetic(data.synthetic_size, k, size, data.seed, stream=0)
     test_x, test_y = make_synthetic(test_n, k, size, data.seed, stream=1)
     return (tuple(f"class{i}" for i in range(k)), size,
@@ -181,7 +201,9 @@ def _load_synthetic(data: DataConfig):
 def build_splits(data: DataConfig, layout: Layout | None = None) -> Splits:
     """List the data of ``data`` and draw its deterministic, class-balanced splits and subsets.
 
-    Does not decode image files and does not download (``ensure_available`` does).
+    Image files the splits use are checked to decode (``verify.check_files``, cached): unreadable
+    ones are dropped from their split with a warning, or refused when there are many. Does not
+    download (``ensure_available`` does).
     """
     data = resolve_data(data)
     layout = layout or ensure_available(data, download=False)
@@ -192,6 +214,7 @@ def build_splits(data: DataConfig, layout: Layout | None = None) -> Splits:
     else:
         classes, stored, train, test = _load_folders(data, layout)
 
+    listing = train.files  # all of train/, in order: the first readable image sets the stored size
     keep, held = balanced_split(train.targets, data.val_fraction, data.seed)
     val = train.take(held, "val")
     train = train.take(keep)
@@ -208,12 +231,27 @@ def build_splits(data: DataConfig, layout: Layout | None = None) -> Splits:
                                   f"must be at most the {len(split)} images of the {split.name} split{extra}, got {n}")
             split = split.take(balanced_subset(split.targets, n, data.seed, STREAM_SUBSET[split.name]))
         drawn[split.name] = split
+    if data.train_on_val and len(drawn["val"]) == 0:
+        raise ConfigError("data.train_on_val", "needs a validation split to merge: set val_fraction > 0")
+    if layout.kind == "folders":  # the last check: it decodes every image used (cached)
+        assert listing is not None
+        drawn, skipped = _drop_unreadable(drawn, str(layout.root))
+        stored = _stored_size(listing, skipped)
     if data.train_on_val:
-        if len(drawn["val"]) == 0:
-            raise ConfigError("data.train_on_val", "needs a validation split to merge: set val_fraction > 0")
         drawn["train"], drawn["val"] = drawn["train"].merged(drawn["val"]), drawn["val"].take(np.empty(0, dtype=np.int64))
     mean, std = dataset_stats(data.dataset)
     return Splits(data.dataset, layout.root, classes, mean, std, stored, drawn["train"], drawn["val"], drawn["test"])
+
+
+def _drop_unreadable(drawn: dict[str, SplitSource], root: str) -> tuple[dict[str, SplitSource], set[str]]:
+    """The splits without the image files that do not decode, and those files (see ``verify``)."""
+    files = [f for split in drawn.values() for f in split.files or ()]
+    bad = check_files(files, root)
+    if not bad:
+        return drawn, bad
+    kept = {name: split.take(np.asarray([i for i, f in enumerate(split.files or ()) if f not in bad], dtype=np.int64))
+            for name, split in drawn.items()}
+    return kept, bad
 
 
 def materialize(split: SplitSource, stored_size: int | None) -> np.ndarray | None:
@@ -286,17 +324,12 @@ class FileImages(Dataset):
         return len(self.targets)
 
     def __getitem__(self, index: int):
-        with Image.open(self.files[index]) as im:
-            image = im.convert("RGB")
-        return self.transform(image), int(self.targets[index])
-
-
-def check_decodable(split: SplitSource) -> None:
-    """Decode the first image of a file-backed split: a cheap check that the files are images."""
-    if split.files:
-        path = split.files[0]
+        path = self.files[index]
         try:
             with Image.open(path) as im:
-                im.convert("RGB")
-        except (OSError, ValueError) as err:
-            raise MfsearchError(f"{path}: not a readable image ({err})") from err
+                image = im.convert("RGB")
+        except Exception as err:  # noqa: BLE001 — any decode failure: name the file, not PIL's internals
+            # verify.py checked it before the run, so it most likely changed since: stop, naming it.
+            raise UnreadableImage(f"{path}: does not decode ({image_problem(path) or err}), met during training; "
+                                  f"fix or remove it and start again") from None
+        return self.transform(image), int(self.targets[index])

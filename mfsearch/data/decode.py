@@ -15,7 +15,6 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -24,6 +23,9 @@ from typing import Sequence
 import numpy as np
 import torch
 from PIL import Image
+
+from ..errors import UnreadableImage
+from ..files import write_atomically
 
 log = logging.getLogger("mfsearch.data")
 
@@ -102,7 +104,11 @@ def decode_files(files: Sequence[str], size: int, tag: str) -> np.ndarray:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # torchvision.io warns on every call
         for i, file in enumerate(_progress(files, tag)):
-            images[i], was_resized = _decode_one(file, size, decoder)
+            try:
+                images[i], was_resized = _decode_one(file, size, decoder)
+            except Exception as err:  # noqa: BLE001 — checked before the run (verify.py): it changed since
+                raise UnreadableImage(f"{file}: does not decode ({str(err).splitlines()[0][:80]}), met while "
+                                      f"loading {tag}; fix or remove it and start again") from None
             resized += was_resized
     if resized:
         log.warning("%s: resized %d of %d images to %dx%d (the first image's size)",
@@ -133,14 +139,6 @@ def _load(path: Path, shape: tuple[int, ...]) -> np.ndarray | None:
 def _save(path: Path, images: np.ndarray) -> None:
     """Write atomically; a read-only or full cache dir only costs the next run a decode."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.save(fh, images)
-            os.replace(tmp, path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
+        write_atomically(path, lambda fh: np.save(fh, images), binary=True)
     except OSError as err:
         log.warning("could not cache decoded images at %s: %s", path, err)

@@ -122,6 +122,9 @@ def find_layout(data: DataConfig) -> Layout | None:
         return Layout("synthetic")
     root = resolve_root(data)
     assert root is not None
+    if root.exists() and not root.is_dir():
+        raise MfsearchError(f"{data.dataset} root {root} is a file, not a folder; "
+                            f"{_how_to_provide(data.dataset)}")
     if data.dataset in CIFAR:
         info = CIFAR[data.dataset]
         train, test = root / "train", root / "test"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -95,7 +96,7 @@ def export_sweep(ref: str, out: str | Path, selection: Selection, *, tracking_ur
     try:
         exported = []
         for trial, why in chosen:
-            folder_name = f"{trial.family.replace(':', '-')}-{trial.trial_id}"
+            folder_name = folder_name_for(trial)
             progress(f"exporting {folder_name}: {trial.describe()}")
             checks = _export_one(sweep, trial, staging / folder_name, folder_name, formats, why)
             exported.append(Exported(trial, out / folder_name, checks))
@@ -106,6 +107,20 @@ def export_sweep(ref: str, out: str | Path, selection: Selection, *, tracking_ur
     if register:
         exported = [_register(sweep, e, register) for e in exported]
     return exported
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def safe_name(text: str, limit: int = 80) -> str:
+    """A folder name from text read out of MLflow tags (anyone who can write to the store sets
+    those): letters, digits, ``_.-`` only, no leading dot (no ``..``, no hidden folder), bounded."""
+    name = _UNSAFE.sub("-", str(text)).lstrip(".-")[:limit]
+    return name or "unnamed"
+
+
+def folder_name_for(trial: TrialRecord) -> str:
+    return safe_name(f"{trial.family}-{trial.trial_id}")
 
 
 def _export_one(sweep: Sweep, trial: TrialRecord, folder: Path, name: str, formats: Sequence[str],

@@ -34,6 +34,7 @@ from ..tracking.tags import (ARCH_TAG, CLAIMS_TAG, CONFIRM_TAG, FAMILY_TAG, KIND
 from .ray_cluster import check_cluster
 from .runner import SPEC_ARTIFACT, check_name, default_storage, make_trainable, make_tuner, start_ray, trial_concurrency
 from .space import SearchSpec, parse_search_spec
+from .state_integrity import StateSigner, check_state
 
 EPOCHS_FACTOR = 2
 IMAGES_FACTOR = 2
@@ -56,6 +57,7 @@ class ConfirmOptions:
     name: str | None = None                   # default <sweep>-confirm
     resume: bool = False
     status_every: float = 15.0
+    trust_state: bool = False                 # --resume: re-sign the folder's state instead of verifying it
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,6 +73,8 @@ def run_confirm(sweep_ref: str, options: ConfirmOptions) -> ConfirmReport:
     name = options.name or f"{sweep.name}-confirm"
     check_name(name, "--name")
     path = default_storage(options.storage_path) / name
+    if options.resume and (path / STATE_FILE).exists():
+        check_state(path, "confirmation", options.trust_state)   # before reading anything of it
     state = _read_state(path) if options.resume else None
     if options.resume and state is None:
         raise MfsearchError(f"--resume: no confirmation named {name!r} in {path.parent}")
@@ -187,7 +191,7 @@ def _open_runs(sweep: Sweep, chosen: list[Chosen], spec: SearchSpec, seeds: tupl
         publish_confirm_view(parent.store, parent.experiment_id)
         path.mkdir(parents=True, exist_ok=True)
         state = {"confirm_run_id": parent.run_id, "arch_runs": arch_runs, "sweep_run_id": sweep.parent_run_id,
-                 "options": {k: v for k, v in dataclasses.asdict(o).items() if k not in ("resume", "status_every")}}
+                 "options": {k: v for k, v in dataclasses.asdict(o).items() if k not in ("resume", "status_every", "trust_state")}}
         tmp = path / (STATE_FILE + ".tmp")
         tmp.write_text(json.dumps(state, indent=2))
         tmp.replace(path / STATE_FILE)
@@ -222,13 +226,17 @@ def _fit(spec: SearchSpec, configs: list[dict], sweep: Sweep, name: str, path: P
             _delete_seed_runs(sweep, state)
         callbacks = [MlflowTrialLogger(sweep.tracking_uri, sweep.name, state["confirm_run_id"], spec.train.epochs),
                      ConsoleProgress(len(configs), concurrency, spec.train.epochs, every=o.status_every,
-                                     noun="trainings", search=False)]
+                                     noun="trainings", search=False),
+                     StateSigner(path)]
         tuner = make_tuner(spec, trainable, QueueSearcher(configs), None, len(configs), concurrency, name,
                            path.parent, callbacks)
     print(f"confirm {sweep.name}: {len(configs)} trainings ({len(configs) // max(1, o.seeds)} architectures x "
           f"{o.seeds} seeds) of {spec.train.epochs} epochs on "
           f"{spec.data.train_subset or 'all'} training images, {concurrency} at a time", flush=True)
-    grid = tuner.fit()
+    try:
+        grid = tuner.fit()
+    finally:
+        StateSigner(path).sign()   # the state Tune saved last, interrupted or not
     if o.resume:  # seeds started after Tune's last saved state run again under new ids: drop their partial runs
         _delete_seed_runs(sweep, state, keep={str((r.metrics or {}).get("trial_id")) for r in grid})
 

@@ -7,7 +7,7 @@
 - **Token authentication on.** Ray 2.60's gRPC servers (GCS, raylets, workers) listen on every
   interface whatever node IP they are given, so loopback binding cannot close them; its token
   authentication can. ``RAY_AUTH_MODE=token`` is set for the local Ray we start and for joining a
-  cluster (whose nodes must run with it too, see docs/cluster.md): a client without the token is
+  cluster (whose nodes must run with it too; README, "Closed doors"): a client without the token is
   refused by the GCS. The token is Ray's own file (``~/.ray/auth_token``, written by ``ray.init`` on
   first use, or ``RAY_AUTH_TOKEN``/``RAY_AUTH_TOKEN_PATH``). A user who sets ``RAY_AUTH_MODE=disabled``
   on purpose gets a warning, not a refusal. The dashboard (and its Jobs API) is never started.

@@ -25,6 +25,7 @@ from .candidates import baseline_candidates, feasibility
 from .proposers import GridProposer
 from .ray_cluster import check_cluster, start_ray  # noqa: F401  (re-exported: confirm starts Ray the same way)
 from .space import SearchSpec, load_search_spec
+from .state_integrity import StateSigner, check_state
 
 STATE_FILE = "mfsearch_state.json"
 SPACE_COPY = "space.yaml"
@@ -39,6 +40,7 @@ class SweepOptions:
     name: str | None = None             # experiment name (Tune folder and MLflow experiment)
     overrides: dict[str, Any] = dataclasses.field(default_factory=dict)  # dotted spec overrides
     status_every: float = 15.0
+    trust_state: bool = False           # --resume: re-sign the folder's state instead of verifying it
 
 
 @dataclasses.dataclass
@@ -90,6 +92,10 @@ def prepare_sweep(spec_path: str, options: SweepOptions) -> tuple[SearchSpec, in
 def _check_spec(spec: SearchSpec) -> tuple[SearchSpec, int, int, list]:
     check_data(spec.data)
     datamodule = ImageDataModule(spec.data, spec.recipe.augment, batch_size=spec.recipe.batch_size)
+    try:
+        datamodule.check_batch_size()   # else every trial would fail on it
+    except ConfigError as err:
+        raise ConfigError("train.overrides.batch_size", err.message) from None
     num_classes, img_size = datamodule.num_classes, datamodule.img_size
     baselines = baseline_candidates(spec, num_classes, img_size)
     if spec.search.algorithm == "grid":
@@ -118,6 +124,7 @@ def run_sweep(spec_path: str | None, options: SweepOptions, resume: str | None =
         if not state_file.exists():
             known = sorted(p.name for p in storage.glob("*") if (p / STATE_FILE).exists()) if storage.exists() else []
             raise MfsearchError(f"--resume: no sweep named {resume!r} in {storage}; found: {', '.join(known) or 'none'}")
+        check_state(state_dir, "sweep", options.trust_state)   # before reading anything of it
         state = json.loads(state_file.read_text())
         options = dataclasses.replace(options, tracking_uri=state["tracking_uri"], name=state["name"],
                                       overrides=state["overrides"])
@@ -208,12 +215,16 @@ def _fit(spec: SearchSpec, baselines: list, num_classes: int, img_size: int, nam
         searcher = CandidateSearcher(spec, baselines, num_classes, img_size)
         scheduler = make_scheduler(spec)
         callbacks = [MlflowTrialLogger(tracking_uri, name, parent_run_id, spec.train.epochs),
-                     ConsoleProgress(total, concurrency, spec.train.epochs, every=options.status_every)]
+                     ConsoleProgress(total, concurrency, spec.train.epochs, every=options.status_every),
+                     StateSigner(Path(path))]
         tuner = make_tuner(spec, trainable, searcher, scheduler, total, concurrency, name, storage, callbacks)
     print(f"sweep {name}: {total} trials ({len(baselines)} baselines + {spec.search.num_samples} searched), "
           f"{concurrency} at a time, {res.cpus_per_trial:g} CPU / {res.gpus_per_trial:g} GPU each; "
           f"MLflow {tracking_uri}", flush=True)
-    grid = tuner.fit()
+    try:
+        grid = tuner.fit()
+    finally:
+        StateSigner(Path(path)).sign()   # the state Tune saved last, interrupted or not
     if resume:
         # Trials the killed driver had started after Tune's last saved state are unknown to the
         # restored experiment (their candidates are suggested again under new ids): drop their runs.

@@ -9,14 +9,12 @@ import dataclasses
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
-from ..yamlio import load_yaml
+from ..yamlio import load_yaml_file
 
 from ..data.config import DataConfig
 from ..errors import ConfigError
 from ..config import StageConfig
-from ..schema import _type_hints, non_negative, parse, parse_dataclass, positive
+from ..schema import _type_hints, describe, non_negative, parse, parse_dataclass, positive
 from ..training.recipes import RECIPES, TrainConfig, resolve_recipe
 from .values import Choice, Dimension, Fixed, Range, Shared, parse_dimension
 
@@ -129,10 +127,7 @@ def load_search_spec(path: str | Path, overrides: dict[str, Any] | None = None) 
     path = Path(path)
     if not path.is_file():
         raise ConfigError("", f"search-space file not found: {path}")
-    try:
-        raw = load_yaml(path.read_text())
-    except yaml.YAMLError as err:
-        raise ConfigError("", f"not valid YAML: {err}".replace("\n", " "), str(path)) from None
+    raw = load_yaml_file(path)  # size cap, alias bombs, bad YAML: one ConfigError naming the file
     try:
         return parse_search_spec(raw, str(path), overrides or {})
     except ConfigError as err:
@@ -278,4 +273,4 @@ def _parse_baselines(raw: Any, space: ArchSpace) -> BaselinesSection:
             if value is not None and len(value) != n:
                 raise ConfigError(f"baselines.{key}", f"has {len(value)} values but the space has {n} stages")
         return spec
-    raise ConfigError("baselines", f"expected 'paper', 'none' or a mapping with families/presets/configs, got {raw!r}")
+    raise ConfigError("baselines", f"expected 'paper', 'none' or a mapping with families/presets/configs, got {describe(raw)}")

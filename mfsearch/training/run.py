@@ -22,9 +22,9 @@ from ..config import ArchConfig
 from ..cost import count_config
 from ..data import DataConfig, ImageDataModule, check_data
 from ..interop import save_weights
+from ..memory import check_training_fits
 from ..model import MetaFormer
-from ..tracking import MlflowRun, arch_params
-from ..tracking import flatten
+from ..tracking import MlflowRun, arch_params, flatten
 from .callbacks import EpochReporter, MetricSink
 from .module import ClassificationModule
 from .recipes import TrainConfig
@@ -40,15 +40,24 @@ class TrainResult:
 
 
 def prepare(arch: ArchLike, data: DataConfig, recipe: TrainConfig) -> tuple[ArchConfig, ImageDataModule]:
-    """Validate everything and build the data module; raises MfsearchError/ConfigError early."""
+    """Validate everything and build the data module; raises MfsearchError/ConfigError early.
+
+    Checks, in order: the data (layout, classes, subsets, every image decodes), the batch size
+    against the train split, the architecture at the data's image size and class count (an image
+    too small for its downsampling is refused here), and that training can fit in memory
+    (``memory.py``). All of it before ``train`` creates an MLflow run.
+    """
     check_data(data)
     datamodule = ImageDataModule(data, recipe.augment, batch_size=recipe.batch_size, seed=data.seed)
+    datamodule.check_batch_size()
     overrides: dict[str, Any] = {"num_classes": datamodule.num_classes, "img_size": datamodule.img_size}
     if recipe.drop_path_rate is not None:
         overrides["drop_path_rate"] = recipe.drop_path_rate
     if recipe.head_dropout is not None:
         overrides["head.dropout"] = recipe.head_dropout
-    return resolve_arch(arch, **overrides), datamodule
+    cfg = resolve_arch(arch, **overrides)
+    check_training_fits(cfg, recipe.batch_size, recipe.precision, recipe.ema)
+    return cfg, datamodule
 
 
 def train(arch: ArchLike, data: DataConfig, recipe: TrainConfig, *, tracking_uri: str | None = None,

@@ -1,0 +1,146 @@
+"""``--resume`` reads only state this user's sweep wrote: an HMAC-signed manifest of the experiment folder.
+
+What ``--resume`` would read from ``<storage>/<name>`` includes pickles: Ray Tune's ``tuner.pkl``,
+``searcher-state-*.pkl`` and the cloudpickled trials inside ``experiment_state-*.json``; unpickling
+runs code. The folder may be on shared storage, so anyone who can write there could make the next
+``--resume`` run their code. Ray offers no non-executable format for its experiment state, so we
+check integrity instead:
+
+- **Signing.** While a sweep runs, ``StateSigner`` (a Tune callback on the driver) hashes every file
+  of the folder except trial checkpoints' weights (SHA-256) whenever one changed, and writes
+  ``STATE_MANIFEST``: the hashes and an HMAC-SHA256 over them, keyed with a secret that never
+  leaves the driver's machine (``~/.config/mfsearch/state.key``, mode 0600, made on first use;
+  ``MFSEARCH_STATE_KEY_FILE`` points elsewhere, e.g. at a secret mounted on a cluster's head node).
+- **Verifying.** ``--resume`` first checks the manifest's HMAC, then that every file in the folder
+  is listed with its hash. Anything unsigned, changed or a manifest that does not verify: one line
+  naming the file, exit 2, nothing unpickled.
+
+A driver killed in the instant between Ray writing its state and the signer's next step leaves one
+file unsigned; ``--resume`` then refuses and names it. ``--trust-state`` re-signs the folder as it is,
+for a user who knows it is their own.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import time
+from pathlib import Path
+
+from ray.tune import Callback
+
+from ..errors import MfsearchError
+from ..files import sha256_file
+
+STATE_MANIFEST = "mfsearch_state.sig.json"
+KEY_ENV = "MFSEARCH_STATE_KEY_FILE"
+DEFAULT_KEY = Path("~/.config/mfsearch/state.key")
+# Weights are safetensors (data, never executed) and the bulk of the folder: not hashed every step.
+UNSIGNED_SUFFIXES = (".safetensors",)
+SIGN_EVERY_S = 0.5
+
+
+def state_key() -> bytes:
+    """The driver's signing key, created (0600) on first use."""
+    path = Path(os.environ.get(KEY_ENV) or DEFAULT_KEY).expanduser()
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_hex(32))
+    return path.read_text().strip().encode()
+
+
+def _files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.name != STATE_MANIFEST
+                  and not p.name.startswith(".") and not p.name.endswith(UNSIGNED_SUFFIXES))
+
+
+def _mac(key: bytes, files: dict[str, str]) -> str:
+    return hmac.new(key, json.dumps(files, sort_keys=True).encode(), hashlib.sha256).hexdigest()
+
+
+def sign_folder(folder: Path, key: bytes | None = None, cache: dict | None = None) -> None:
+    """Write the folder's manifest. ``cache`` (path -> ((size, mtime), digest)) skips unchanged files."""
+    key = key or state_key()
+    cache = {} if cache is None else cache
+    files = {}
+    for path in _files(folder):
+        stat = path.stat()
+        stamp = (stat.st_size, stat.st_mtime_ns)
+        rel = path.relative_to(folder).as_posix()
+        if rel not in cache or cache[rel][0] != stamp:
+            cache[rel] = (stamp, sha256_file(path))
+        files[rel] = cache[rel][1]
+    tmp = folder / (STATE_MANIFEST + ".tmp")
+    tmp.write_text(json.dumps({"files": files, "hmac": _mac(key, files)}, indent=1, sort_keys=True))
+    tmp.replace(folder / STATE_MANIFEST)
+
+
+def verify_folder(folder: Path, what: str) -> None:
+    """Raise ``MfsearchError`` naming the first file that this user's sweep did not write."""
+    manifest = folder / STATE_MANIFEST
+    hint = f"if {folder} holds only your own interrupted {what}, resume with --trust-state"
+    if not manifest.is_file():
+        raise MfsearchError(f"--resume: {folder} has no {STATE_MANIFEST} (its state was not signed by mfsearch); "
+                            f"{hint}")
+    try:
+        data = json.loads(manifest.read_text())
+        files, mac = dict(data["files"]), str(data["hmac"])
+    except (ValueError, KeyError, TypeError):
+        raise MfsearchError(f"--resume: {manifest} is not a state manifest; {hint}") from None
+    if not hmac.compare_digest(mac, _mac(state_key(), files)):
+        raise MfsearchError(f"--resume: {manifest} was not signed with this machine's key ({_key_path()}); "
+                            f"{hint}")
+    for path in _files(folder):
+        rel = path.relative_to(folder).as_posix()
+        if rel not in files:
+            raise MfsearchError(f"--resume: {path} was not written by this {what} (not in its signed manifest); "
+                                f"{hint}")
+        if files[rel] != sha256_file(path):
+            raise MfsearchError(f"--resume: {path} changed after this {what} wrote it (hash differs from its "
+                                f"signed manifest); {hint}")
+
+
+def check_state(folder: Path, what: str, trust: bool) -> None:
+    """Before ``--resume`` reads ``folder``: verify it, or (``trust``) re-sign it as it is."""
+    if trust:
+        sign_folder(folder)
+    else:
+        verify_folder(folder, what)
+
+
+def _key_path() -> Path:
+    return Path(os.environ.get(KEY_ENV) or DEFAULT_KEY).expanduser()
+
+
+class StateSigner(Callback):
+    """Re-signs the experiment folder on the driver after each Tune step that changed it."""
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+        self._cache: dict = {}
+        self._key: bytes | None = None
+        self._last = 0.0
+
+    def __getstate__(self) -> dict:   # pickled with the Tuner: the key stays out of the folder
+        return {"folder": self.folder, "_cache": {}, "_key": None, "_last": 0.0}
+
+    def sign(self) -> None:
+        if self.folder.is_dir():
+            self._key = self._key or state_key()
+            sign_folder(self.folder, self._key, self._cache)
+
+    def setup(self, **info) -> None:
+        self.sign()
+
+    def on_step_end(self, iteration: int, trials: list, **info) -> None:
+        now = time.monotonic()
+        if now - self._last >= SIGN_EVERY_S:   # Tune steps many times a second; its state changes less
+            self._last = now
+            self.sign()
+
+    def on_experiment_end(self, trials: list, **info) -> None:
+        self.sign()
