@@ -53,8 +53,10 @@ def test_smoke_sweep_then_kill_and_resume(tmp_path, cifar10_root):
         for key in ("stage0.mixer", "stage3.mixer", "stage2.depth", "stage1.dim", "stage0.mlp_act", "family"):
             assert key in c.data.params, key
         for key in ("val/acc1", "val/loss", "train/loss", "cost/params", "cost/frozen_params", "cost/macs",
-                    "cost/latency_ms", "epochs_reached"):
+                    "cost/latency_ms", "cost/latency_iqr_ms", "cost/latency_ms_in_trial", "epochs_reached"):
             assert key in c.data.metrics, key
+        # Measured serially by the driver after the trainings, under the recorded protocol.
+        assert c.data.params["latency.threads"] == "1" and c.data.params["latency.statistic"] == "median"
         assert c.data.metrics["cost/macs"] > 0 and c.data.metrics["cost/latency_ms"] > 0
         assert {"arch.yaml", "weights.safetensors"} <= {a.path for a in client.list_artifacts(c.info.run_id)}
     caformer = next(c for c in children if c.data.tags["mfsearch.family"] == "caformer")
