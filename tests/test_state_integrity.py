@@ -105,3 +105,20 @@ def test_resume_of_a_planted_pickle_exits_2_and_runs_nothing(tmp_path, key):
     assert len(lines) == 1 and "tuner.pkl changed after this sweep wrote it" in lines[0], out.stderr
     assert not target.exists()
     assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_the_version_before_the_last_signed_one_still_verifies(tmp_path, key):
+    """Ray syncs its state to storage in the background: the folder may briefly hold the previous
+    version of a file the driver already signed anew. Both are its own; a third is not."""
+    folder = state_folder(tmp_path)
+    cache: dict = {}
+    sign_folder(folder, cache=cache)
+    old = (folder / "tuner.pkl").read_bytes()
+    (folder / "tuner.pkl").write_bytes(pickle.dumps({"fine": 2}))
+    assert sign_folder(folder, cache=cache)
+    assert not sign_folder(folder, cache=cache)            # nothing changed: nothing rewritten
+    (folder / "tuner.pkl").write_bytes(old)                 # the sync had not landed yet
+    verify_folder(folder, "sweep")
+    (folder / "tuner.pkl").write_bytes(pickle.dumps({"planted": 3}))
+    with pytest.raises(MfsearchError, match="tuner.pkl changed after"):
+        verify_folder(folder, "sweep")

@@ -13,9 +13,10 @@ from ray.tune import Callback
 
 from .. import metrics as M
 from ..config import parse_arch
-from ..tracking import MlflowRun, arch_params
-from ..tracking.tags import EPOCHS_TAG, FAMILY_TAG, STATUS_TAG, TRIAL_TAG
+from ..tracking import MlflowRun, Store, arch_params
+from ..tracking.tags import EPOCHS_TAG, FAMILY_TAG, HOST_TAG, NODE_TAG, RETRIES_TAG, STATUS_TAG, TRIAL_TAG
 
+NODE_ID = "node_id"   # reported by each trial: the Ray node it runs on (Tune adds hostname and node_ip)
 REPORTED = (M.TRAIN_LOSS, M.VAL_LOSS, M.VAL_ACC1, M.VAL_ACC5, M.LR, M.TRAIN_IMAGES_PER_S, M.COST_PARAMS,
             M.COST_FROZEN_PARAMS, M.COST_MACS, M.COST_LATENCY_MS_IN_TRIAL, M.EPOCHS_REACHED,
             M.TEST_LOSS, M.TEST_ACC1, M.TEST_ACC5)
@@ -26,11 +27,22 @@ class MlflowTrialLogger(Callback):
         self.tracking_uri, self.experiment = tracking_uri, experiment
         self.parent_run_id, self.full_epochs = parent_run_id, full_epochs
         self.runs: dict[str, MlflowRun] = {}
+        self._store: Store | None = None
         self.failed: dict[str, str] = {}
         self.logged: dict[str, dict[str, tuple[int, float]]] = {}   # trial -> metric -> (step, value)
+        self.nodes: dict[str, str] = {}                              # trial -> node it last reported from
+        self.retries: dict[str, int] = {}
 
     def __getstate__(self) -> dict:  # the Tuner pickles its callbacks; clients do not travel
-        return {**self.__dict__, "runs": {}}
+        return {**self.__dict__, "runs": {}, "_store": None}
+
+    @property
+    def store(self) -> Store:
+        # Opened once: a run opened while the server is down then waits in the store's retries
+        # instead of failing the reachability check a fresh open makes.
+        if getattr(self, "_store", None) is None:
+            self._store = Store.open(self.tracking_uri)
+        return self._store
 
     def _run(self, trial) -> MlflowRun:
         if trial.trial_id not in self.runs:
@@ -46,9 +58,11 @@ class MlflowTrialLogger(Callback):
                         run_name=trial.config.get("run_name") or f"{family}-{trial.trial_id}",
                         tags={TRIAL_TAG: trial.trial_id, FAMILY_TAG: family, STATUS_TAG: "running",
                               **trial.config.get("tags", {})},
-                        parent_run_id=parent)
+                        parent_run_id=parent, store=self.store)
         self._delete_previous_attempts(run, trial.trial_id, parent)
         run.start()
+        # A create_run retried after the server died mid-request may have been committed twice.
+        self._delete_previous_attempts(run, trial.trial_id, parent, keep=run.run_id)
         params = arch_params(parse_arch(candidate["arch"]))
         params.update({f"search.{k}": v for k, v in candidate["params"].items()})
         params["family"] = family
@@ -56,12 +70,13 @@ class MlflowTrialLogger(Callback):
         run.log_text(parse_arch(candidate["arch"]).to_yaml(), "arch.yaml")
         return run
 
-    def _delete_previous_attempts(self, run: MlflowRun, trial_id: str, parent: str) -> None:
+    def _delete_previous_attempts(self, run: MlflowRun, trial_id: str, parent: str, keep: str | None = None) -> None:
         experiment = run.store.experiment(self.experiment)
         if experiment is None:
             return
         for previous in run.store.children(experiment.experiment_id, parent, f"tags.`{TRIAL_TAG}` = '{trial_id}'"):
-            run.store.delete_run(previous.run_id)
+            if previous.run_id != keep:
+                run.store.delete_run(previous.run_id)
 
     def on_trial_start(self, iteration: int, trials: list, trial, **info) -> None:
         self._run(trial)
@@ -70,8 +85,13 @@ class MlflowTrialLogger(Callback):
         step = int(result.get(M.EPOCHS_REACHED, result.get("training_iteration", 0)))
         seen = self.logged.setdefault(trial.trial_id, {})
         metrics = {k: float(result[k]) for k in REPORTED if k in result and seen.get(k) != (step, float(result[k]))}
-        self._run(trial).log_metrics(metrics, step=step)
+        run = self._run(trial)
+        run.log_metrics(metrics, step=step)
         seen.update({k: (step, v) for k, v in metrics.items()})
+        node = result.get(NODE_ID)
+        if node and self.nodes.get(trial.trial_id) != node:   # first result, or retried on another node
+            self.nodes[trial.trial_id] = node
+            run.set_tags({NODE_TAG: node, HOST_TAG: f"{result.get('hostname', '?')} ({result.get('node_ip', '?')})"})
 
     def on_trial_complete(self, iteration: int, trials: list, trial, **info) -> None:
         run = self._run(trial)
@@ -87,6 +107,13 @@ class MlflowTrialLogger(Callback):
         run.finish()
         self.runs.pop(trial.trial_id, None)
         self.logged.pop(trial.trial_id, None)
+        self.nodes.pop(trial.trial_id, None)
+
+    def on_trial_recover(self, iteration: int, trials: list, trial, **info) -> None:
+        """A failed trial Tune will run again (e.g. its node died): same run, counted."""
+        retries = max(int(getattr(trial, "num_failures", 0) or 0), self.retries.get(trial.trial_id, 0) + 1)
+        self.retries[trial.trial_id] = retries
+        self._run(trial).set_tags({RETRIES_TAG: retries, STATUS_TAG: "retrying"})
 
     def on_trial_error(self, iteration: int, trials: list, trial, **info) -> None:
         run = self._run(trial)

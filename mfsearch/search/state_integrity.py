@@ -11,13 +11,15 @@ check integrity instead:
   ``STATE_MANIFEST``: the hashes and an HMAC-SHA256 over them, keyed with a secret that never
   leaves the driver's machine (``~/.config/mfsearch/state.key``, mode 0600, made on first use;
   ``MFSEARCH_STATE_KEY_FILE`` points elsewhere, e.g. at a secret mounted on a cluster's head node).
+  Each file may match its current or its previous signed hash: Ray syncs its state to storage in
+  the background, so the folder can briefly hold the version before the one last signed.
 - **Verifying.** ``--resume`` first checks the manifest's HMAC, then that every file in the folder
-  is listed with its hash. Anything unsigned, changed or a manifest that does not verify: one line
-  naming the file, exit 2, nothing unpickled.
+  is listed with one of its hashes. Anything unsigned, changed or a manifest that does not verify:
+  one line naming the file, exit 2, nothing unpickled.
 
-A driver killed in the instant between Ray writing its state and the signer's next step leaves one
-file unsigned; ``--resume`` then refuses and names it. ``--trust-state`` re-signs the folder as it is,
-for a user who knows it is their own.
+A driver killed in the instant between a write (Ray's state, a trial's checkpoint) and the signer's
+next call, which comes with the next Tune step, leaves that file unsigned; ``--resume`` then refuses
+and names it. ``--trust-state`` re-signs the folder as it is, for a user who knows it is their own.
 """
 from __future__ import annotations
 
@@ -26,7 +28,6 @@ import hmac
 import json
 import os
 import secrets
-import time
 from pathlib import Path
 
 from ray.tune import Callback
@@ -39,7 +40,6 @@ KEY_ENV = "MFSEARCH_STATE_KEY_FILE"
 DEFAULT_KEY = Path("~/.config/mfsearch/state.key")
 # Weights are safetensors (data, never executed) and the bulk of the folder: not hashed every step.
 UNSIGNED_SUFFIXES = (".safetensors",)
-SIGN_EVERY_S = 0.5
 
 
 def state_key() -> bytes:
@@ -62,21 +62,34 @@ def _mac(key: bytes, files: dict[str, str]) -> str:
     return hmac.new(key, json.dumps(files, sort_keys=True).encode(), hashlib.sha256).hexdigest()
 
 
-def sign_folder(folder: Path, key: bytes | None = None, cache: dict | None = None) -> None:
-    """Write the folder's manifest. ``cache`` (path -> ((size, mtime), digest)) skips unchanged files."""
+def sign_folder(folder: Path, key: bytes | None = None, cache: dict | None = None) -> bool:
+    """Write the folder's manifest when a file changed; True when it did.
+
+    ``cache`` (path -> ((size, mtime), [digests])) skips unchanged files and remembers each file's
+    previous digest too: Ray syncs its state to storage in the background, so at any instant the
+    folder may hold the version before the one just signed. Both were written by this driver."""
     key = key or state_key()
     cache = {} if cache is None else cache
-    files = {}
+    files, changed = {}, not (folder / STATE_MANIFEST).exists()
     for path in _files(folder):
-        stat = path.stat()
+        try:
+            stat = path.stat()
+        except FileNotFoundError:  # replaced under us by Ray's sync: the next step signs it
+            continue
         stamp = (stat.st_size, stat.st_mtime_ns)
         rel = path.relative_to(folder).as_posix()
         if rel not in cache or cache[rel][0] != stamp:
-            cache[rel] = (stamp, sha256_file(path))
+            digest = sha256_file(path)
+            previous = cache[rel][1][:1] if rel in cache else []
+            cache[rel] = (stamp, [digest] + [d for d in previous if d != digest])
+            changed = True
         files[rel] = cache[rel][1]
+    if not changed:
+        return False
     tmp = folder / (STATE_MANIFEST + ".tmp")
     tmp.write_text(json.dumps({"files": files, "hmac": _mac(key, files)}, indent=1, sort_keys=True))
     tmp.replace(folder / STATE_MANIFEST)
+    return True
 
 
 def verify_folder(folder: Path, what: str) -> None:
@@ -99,7 +112,8 @@ def verify_folder(folder: Path, what: str) -> None:
         if rel not in files:
             raise MfsearchError(f"--resume: {path} was not written by this {what} (not in its signed manifest); "
                                 f"{hint}")
-        if files[rel] != sha256_file(path):
+        allowed = files[rel] if isinstance(files[rel], list) else [files[rel]]
+        if sha256_file(path) not in allowed:
             raise MfsearchError(f"--resume: {path} changed after this {what} wrote it (hash differs from its "
                                 f"signed manifest); {hint}")
 
@@ -117,16 +131,17 @@ def _key_path() -> Path:
 
 
 class StateSigner(Callback):
-    """Re-signs the experiment folder on the driver after each Tune step that changed it."""
+    """Re-signs the experiment folder on the driver whenever it changed: after each Tune step (Ray
+    saves its state within the step) and when a trial reports or saves a checkpoint. Between two
+    signatures only ``stat`` calls run, so signing every step costs little."""
 
     def __init__(self, folder: Path):
         self.folder = Path(folder)
         self._cache: dict = {}
         self._key: bytes | None = None
-        self._last = 0.0
 
     def __getstate__(self) -> dict:   # pickled with the Tuner: the key stays out of the folder
-        return {"folder": self.folder, "_cache": {}, "_key": None, "_last": 0.0}
+        return {"folder": self.folder, "_cache": {}, "_key": None}
 
     def sign(self) -> None:
         if self.folder.is_dir():
@@ -137,10 +152,13 @@ class StateSigner(Callback):
         self.sign()
 
     def on_step_end(self, iteration: int, trials: list, **info) -> None:
-        now = time.monotonic()
-        if now - self._last >= SIGN_EVERY_S:   # Tune steps many times a second; its state changes less
-            self._last = now
-            self.sign()
+        self.sign()
+
+    def on_trial_result(self, iteration: int, trials: list, trial, result: dict, **info) -> None:
+        self.sign()
+
+    def on_checkpoint(self, iteration: int, trials: list, trial, checkpoint, **info) -> None:
+        self.sign()
 
     def on_experiment_end(self, trials: list, **info) -> None:
         self.sign()

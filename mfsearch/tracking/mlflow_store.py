@@ -48,7 +48,8 @@ class MlflowRun:
     ``finish()``/``fail()``."""
 
     def __init__(self, tracking_uri: str | None, experiment: str, run_name: str | None = None,
-                 tags: Mapping[str, str] | None = None, parent_run_id: str | None = None):
+                 tags: Mapping[str, str] | None = None, parent_run_id: str | None = None,
+                 store: Store | None = None):
         self.tracking_uri = resolve_tracking_uri(tracking_uri)
         self.experiment = experiment
         self.run_name = run_name
@@ -57,7 +58,7 @@ class MlflowRun:
             self.tags[PARENT_TAG] = parent_run_id
         self.run_id: str | None = None
         self.experiment_id: str | None = None
-        self._store: Store | None = None
+        self._store = store   # shared by a writer of many runs: one connection, one retry budget
 
     @property
     def store(self) -> Store:

@@ -28,7 +28,9 @@ STATUS_TAG = "mfsearch.status"              # running | completed | stopped_earl
 EPOCHS_TAG = "mfsearch.epochs_reached"
 ARCH_TAG = "mfsearch.arch_key"
 SEED_TAG = "mfsearch.seed"
-NODE_TAG = "mfsearch.node"                  # the host (and Ray node) that trained a trial
+NODE_TAG = "mfsearch.node_id"               # the Ray node that trained a trial (its last attempt)
+HOST_TAG = "mfsearch.host"                  # that node's host name and IP
+RETRIES_TAG = "mfsearch.retries"            # times Tune restarted the trial after a failure (a lost node)
 ERROR_TAG = "error"
 
 FINISHED_STATUSES = ("completed", "stopped_early")
