@@ -34,12 +34,13 @@ def key(tmp_path, monkeypatch):
 
 def state_folder(root: Path) -> Path:
     folder = root / "runs" / "demo"
-    (folder / "trial_1").mkdir(parents=True)
+    (folder / "trial_1" / "checkpoint_000000").mkdir(parents=True)
     (folder / "mfsearch_state.json").write_text(json.dumps({"name": "demo", "tracking_uri": "sqlite:///x.db",
                                                              "parent_run_id": "0" * 32, "overrides": {}}))
     (folder / "tuner.pkl").write_bytes(pickle.dumps({"fine": 1}))
     (folder / "trial_1" / "result.json").write_text("{}")
-    (folder / "trial_1" / "weights.safetensors").write_bytes(b"\0" * 64)
+    (folder / "trial_1" / "checkpoint_000000" / "weights.safetensors").write_bytes(b"\0" * 64)
+    (folder / "trial_1" / "checkpoint_000000" / "training.ckpt").write_bytes(pickle.dumps({"epoch": 1}))
     return folder
 
 
@@ -54,11 +55,15 @@ def test_signed_folder_verifies_and_the_key_is_private(tmp_path, key):
 @pytest.mark.parametrize("tamper, message", [
     (lambda f: (f / "tuner.pkl").write_bytes(pickle.dumps({"fine": 2})), "tuner.pkl changed after"),
     (lambda f: (f / "searcher-state-x.pkl").write_bytes(b"planted"), "searcher-state-x.pkl was not written by"),
-    (lambda f: (f / "trial_1" / "result.json").write_text('{"x": 1}'), "result.json changed after"),
+    (lambda f: (f / "trial_1" / "checkpoint_000000" / "training.ckpt").write_bytes(b"planted"),
+     "training.ckpt changed after"),
+    (lambda f: (f / "trial_1" / "checkpoint_000000" / "extra.pkl").write_bytes(b"planted"),
+     "extra.pkl was not written by"),
     (lambda f: (f / STATE_MANIFEST).unlink(), "has no mfsearch_state.sig.json"),
     (lambda f: (f / STATE_MANIFEST).write_text(json.dumps({"files": {}, "hmac": "0" * 64})), "was not signed with"),
     (lambda f: (f / STATE_MANIFEST).write_text("not json"), "is not a state manifest"),
-], ids=["changed-pickle", "planted-file", "changed-result", "no-manifest", "forged-manifest", "garbage-manifest"])
+], ids=["changed-pickle", "planted-file", "changed-checkpoint", "planted-in-checkpoint", "no-manifest",
+                       "forged-manifest", "garbage-manifest"])
 def test_any_change_is_refused_naming_the_file(tmp_path, key, tamper, message):
     folder = state_folder(tmp_path)
     sign_folder(folder)
@@ -71,7 +76,7 @@ def test_any_change_is_refused_naming_the_file(tmp_path, key, tamper, message):
 def test_weights_are_not_hashed_they_are_data(tmp_path, key):
     folder = state_folder(tmp_path)
     sign_folder(folder)
-    (folder / "trial_1" / "weights.safetensors").write_bytes(b"\1" * 64)   # a newer checkpoint
+    (folder / "trial_1" / "checkpoint_000000" / "weights.safetensors").write_bytes(b"\1" * 64)
     verify_folder(folder, "sweep")
 
 
@@ -122,3 +127,20 @@ def test_the_version_before_the_last_signed_one_still_verifies(tmp_path, key):
     (folder / "tuner.pkl").write_bytes(pickle.dumps({"planted": 3}))
     with pytest.raises(MfsearchError, match="tuner.pkl changed after"):
         verify_folder(folder, "sweep")
+
+
+def test_trial_logs_are_not_state_and_an_unsigned_checkpoint_is_set_aside(tmp_path, key, capsys):
+    """Tune never reads a trial's logs back; a checkpoint saved after the driver's last signature
+    (the driver died before registering it) is moved aside, and the trial resumes from its last
+    signed one."""
+    folder = state_folder(tmp_path)
+    sign_folder(folder)
+    (folder / "trial_1" / "result.json").write_text('{"epoch": 2}')
+    late = folder / "trial_1" / "checkpoint_000001"
+    late.mkdir()
+    (late / "training.ckpt").write_bytes(pickle.dumps({"epoch": 2}))
+    verify_folder(folder, "sweep")
+    assert not late.exists()
+    assert (folder.parent / ".demo.unsigned" / "trial_1" / "checkpoint_000001" / "training.ckpt").is_file()
+    assert "checkpoint_000001" in capsys.readouterr().err
+    assert (folder / "trial_1" / "checkpoint_000000" / "training.ckpt").is_file()   # the signed one stays

@@ -230,18 +230,27 @@ def _fit(spec: SearchSpec, baselines: list, num_classes: int, img_size: int, nam
         # restored experiment (their candidates are suggested again under new ids): drop their runs.
         _delete_children(tracking_uri, name, parent_run_id,
                          keep={str((r.metrics or {}).get("trial_id")) for r in grid})
-    searcher = _find_searcher(tuner)
-    logger = _find_callback(tuner, "MlflowTrialLogger")
-    trials = []
+    # Everything below comes from public APIs: the ResultGrid, and the statistics the searcher
+    # saved with the experiment (a restored Tuner holds its own searcher, not ours).
+    trials, failed = [], {}
     for r in grid:
         config = r.config or {}
         candidate = config.get("candidate", {})
+        metrics = dict(r.metrics or {})
         trials.append({"family": candidate.get("family"), "arch": candidate.get("arch"),
-                       "metrics": dict(r.metrics or {}), "error": str(r.error) if r.error else None,
-                       "path": r.path})
-    stats = searcher.stats() if searcher else {"rejected": 0, "rejection_reasons": {}}
+                       "metrics": metrics, "error": str(r.error) if r.error else None, "path": r.path})
+        if r.error:
+            failed[str(metrics.get("trial_id") or Path(r.path).name)] = _one_line(r.error)
+    from .searcher import read_stats
+    stats = read_stats(path)
     return SweepResult(name, path, tracking_uri, parent_run_id, trials, stats["rejected"],
-                       stats["rejection_reasons"], dict(logger.failed) if logger else {}, 0.0)
+                       stats["rejection_reasons"], failed, 0.0)
+
+
+def _one_line(error: BaseException) -> str:
+    """The last line of a trial's error: the exception itself, not Ray's wrapping traceback."""
+    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+    return lines[-1] if lines else type(error).__name__
 
 
 def make_trainable(spec: SearchSpec):
@@ -306,24 +315,6 @@ def _delete_children(tracking_uri: str, experiment: str, parent_run_id: str, kee
         for run in store.children(exp.experiment_id, parent_run_id):
             if run.tags.get(TRIAL_TAG) not in keep:
                 store.delete_run(run.run_id)
-
-
-def _find_searcher(tuner):
-    try:
-        alg = tuner._local_tuner._tune_config.search_alg
-        return getattr(alg, "searcher", alg)
-    except AttributeError:
-        return None
-
-
-def _find_callback(tuner, name: str):
-    try:
-        for cb in tuner._local_tuner._run_config.callbacks or []:
-            if type(cb).__name__ == name:
-                return cb
-    except AttributeError:
-        pass
-    return None
 
 
 def _raw_with_absolute_root(spec: SearchSpec) -> dict:

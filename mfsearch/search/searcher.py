@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import json
+from pathlib import Path
 from typing import Any
 
 from ray.tune.search import Searcher
 
+from .. import metrics as M
 from .candidates import SEARCHED, Candidate, build_arch, check_candidate
 from .pickled_state import PickledState
 from .proposers import make_proposer
@@ -57,11 +60,30 @@ class CandidateSearcher(PickledState, Searcher):
         token = self.live.pop(trial_id, None)
         values = None
         if result and not error:
-            values = [float(result[o.metric]) if o.metric in result else float("nan") for o in self.spec.objectives]
+            keys = [M.during_sweep(o.metric) for o in self.spec.objectives]
+            values = [float(result[k]) if k in result else float("nan") for k in keys]
         self.proposer.tell(token, values)
 
     def stats(self) -> dict:
         return {"searched": self.searched, "rejected": self.rejected,
                 "rejection_reasons": dict(self.rejection_reasons), "exhausted": self.exhausted}
+
+    def save_to_dir(self, checkpoint_dir: str, session_str: str = "default") -> None:
+        """Tune's (public) save hook, at every experiment checkpoint and at the end: also write the
+        statistics as JSON (``STATS_FILE``), which the driver reads after ``fit`` instead of
+        reaching into the Tuner for the live searcher (a restored Tuner holds its own copy)."""
+        super().save_to_dir(checkpoint_dir, session_str)
+        (Path(checkpoint_dir) / STATS_FILE).write_text(json.dumps(self.stats(), indent=1))
+
+
+STATS_FILE = "searcher_stats.json"
+
+
+def read_stats(experiment_path: str | Path) -> dict:
+    """What ``CandidateSearcher.save_to_dir`` last wrote (zeros when it never saved)."""
+    path = Path(experiment_path) / STATS_FILE
+    if path.is_file():
+        return json.loads(path.read_text())
+    return {"searched": 0, "rejected": 0, "rejection_reasons": {}, "exhausted": False}
 
 

@@ -6,8 +6,10 @@ runs code. The folder may be on shared storage, so anyone who can write there co
 ``--resume`` run their code. Ray offers no non-executable format for its experiment state, so we
 check integrity instead:
 
-- **Signing.** While a sweep runs, ``StateSigner`` (a Tune callback on the driver) hashes every file
-  of the folder except trial checkpoints' weights (SHA-256) whenever one changed, and writes
+- **Signing.** While a sweep runs, ``StateSigner`` (a Tune callback on the driver) hashes what
+  ``--resume`` reads (SHA-256): the folder's own files and the trials' checkpoints, but not their
+  weights (``.safetensors``: data) nor the trial logs Tune never reads back. Whenever one changed it
+  writes
   ``STATE_MANIFEST``: the hashes and an HMAC-SHA256 over them, keyed with a secret that never
   leaves the driver's machine (``~/.config/mfsearch/state.key``, mode 0600, made on first use;
   ``MFSEARCH_STATE_KEY_FILE`` points elsewhere, e.g. at a secret mounted on a cluster's head node).
@@ -17,9 +19,12 @@ check integrity instead:
   is listed with one of its hashes. Anything unsigned, changed or a manifest that does not verify:
   one line naming the file, exit 2, nothing unpickled.
 
-A driver killed in the instant between a write (Ray's state, a trial's checkpoint) and the signer's
-next call, which comes with the next Tune step, leaves that file unsigned; ``--resume`` then refuses
-and names it. ``--trust-state`` re-signs the folder as it is, for a user who knows it is their own.
+A checkpoint a trial saved after the driver's last signature (the driver died before registering
+it, so no saved Tune state refers to it) is moved aside to ``.<name>.unsigned/`` with a warning line,
+and its trial resumes from its last signed checkpoint. A driver killed in the instant between Ray
+writing its own state and the signer's next call (the same Tune step) leaves that file unsigned;
+``--resume`` then refuses and names it. ``--trust-state`` re-signs the folder as it is, for a user
+who knows it is their own.
 """
 from __future__ import annotations
 
@@ -28,6 +33,7 @@ import hmac
 import json
 import os
 import secrets
+import sys
 from pathlib import Path
 
 from ray.tune import Callback
@@ -54,8 +60,19 @@ def state_key() -> bytes:
 
 
 def _files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.name != STATE_MANIFEST
-                  and not p.name.startswith(".") and not p.name.endswith(UNSIGNED_SUFFIXES))
+    """What ``--resume`` reads: the folder's own files (Tune's and mfsearch's state) and the trials'
+    checkpoints (Tune hands them to the restarted trials, which unpickle ``training.ckpt``). Not
+    the trials' logs (``result.json``, ``progress.csv``, ``params.*``, event files): Tune writes
+    them and never reads them back."""
+    top = [p for p in folder.iterdir() if p.is_file()]
+    checkpoints = [p for p in folder.glob("*/checkpoint_*/**/*") if p.is_file()]
+    return sorted(p for p in top + checkpoints if p.name != STATE_MANIFEST and not p.name.startswith(".")
+                  and not p.name.endswith(UNSIGNED_SUFFIXES))
+
+
+def _checkpoint_dir(folder: Path, path: Path) -> Path | None:
+    parts = path.relative_to(folder).parts
+    return folder / parts[0] / parts[1] if len(parts) > 2 and parts[1].startswith("checkpoint_") else None
 
 
 def _mac(key: bytes, files: dict[str, str]) -> str:
@@ -107,8 +124,19 @@ def verify_folder(folder: Path, what: str) -> None:
     if not hmac.compare_digest(mac, _mac(state_key(), files)):
         raise MfsearchError(f"--resume: {manifest} was not signed with this machine's key ({_key_path()}); "
                             f"{hint}")
+    signed_dirs = {Path(rel).parts[:2] for rel in files if len(Path(rel).parts) > 2}
+    quarantined: set[Path] = set()
     for path in _files(folder):
         rel = path.relative_to(folder).as_posix()
+        checkpoint = _checkpoint_dir(folder, path)
+        if checkpoint in quarantined:
+            continue
+        if rel not in files and checkpoint is not None and checkpoint.relative_to(folder).parts not in signed_dirs:
+            # A whole checkpoint the driver never signed: a trial saved it just before the driver
+            # died, so no saved Tune state refers to it (the driver signs a checkpoint as it
+            # registers it). Set it aside; the trial resumes from its last signed checkpoint.
+            quarantined.add(_quarantine(folder, checkpoint))
+            continue
         if rel not in files:
             raise MfsearchError(f"--resume: {path} was not written by this {what} (not in its signed manifest); "
                                 f"{hint}")
@@ -116,6 +144,15 @@ def verify_folder(folder: Path, what: str) -> None:
         if sha256_file(path) not in allowed:
             raise MfsearchError(f"--resume: {path} changed after this {what} wrote it (hash differs from its "
                                 f"signed manifest); {hint}")
+
+
+def _quarantine(folder: Path, checkpoint: Path) -> Path:
+    aside = folder.parent / f".{folder.name}.unsigned" / checkpoint.relative_to(folder)
+    aside.parent.mkdir(parents=True, exist_ok=True)
+    checkpoint.rename(aside)
+    print(f"mfsearch: moved {checkpoint.relative_to(folder)}, a checkpoint saved after the interrupted driver's "
+          f"last signature, aside to {aside}", file=sys.stderr, flush=True)
+    return checkpoint
 
 
 def check_state(folder: Path, what: str, trust: bool) -> None:
