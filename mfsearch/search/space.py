@@ -43,7 +43,9 @@ class SearchSection:
     algorithm: Literal["random", "grid", "optuna-tpe", "optuna-nsga2"] = "random"
     num_samples: int = dataclasses.field(default=8, metadata={"check": non_negative})  # searched (0: baselines only)
     seed: int = 0
-    max_failures: int = dataclasses.field(default=0, metadata={"check": non_negative})  # retries per trial
+    # Retries per trial: a trial whose node dies (or fails once for any reason) runs again, continuing
+    # from its last checkpoint; one deterministic failure costs about one more epoch.
+    max_failures: int = dataclasses.field(default=1, metadata={"check": non_negative})
     max_rejections: int = dataclasses.field(default=1000, metadata={"check": positive})  # per suggestion
 
 
