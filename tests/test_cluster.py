@@ -131,6 +131,7 @@ def test_drill_driver_killed_then_resumed(cluster, cifar10_root):
         # Killed in the instant between a write and its signature: the one refusal a user meets
         # here, naming a file this sweep wrote; they resume with --trust-state.
         assert str(cluster.storage / "driver-drill") in out.stderr, out.stderr
+        print(f"\nresume refused first: {out.stderr.strip()}")
         trusted = True
         out = cluster.mfsearch(*resume, "--trust-state")
     recovery = time.monotonic() - killed

@@ -1,7 +1,9 @@
 """``ImageDataModule``: a ``DataConfig`` + ``AugmentConfig`` as Lightning dataloaders; ``check_data``.
 
-Determinism: the split and the subsets follow ``DataConfig.seed``; the train batch order follows the
-module's ``seed`` (a seeded generator for the sampler, which also seeds the DataLoader workers).
+Determinism: the split and the subsets follow ``DataConfig.seed``; the train batch order of epoch
+``e`` is a function of (the module's ``seed``, ``e``) alone (``EpochShuffle``), so a training resumed
+from a checkpoint sees the same batches as one that never stopped; a seeded generator seeds the
+DataLoader workers.
 The random crops, flips and erasing use torch's (RandAugment and the per-image crops: Python's)
 global generators, as torchvision's and timm's transforms do, so they follow
 ``lightning.seed_everything`` and torch's per-worker seeding.
@@ -9,11 +11,12 @@ global generators, as torchvision's and timm's transforms do, so they follow
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Iterator
 
 import lightning as L
+import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 from torchvision import transforms as T
 
 from ..errors import ConfigError
@@ -54,6 +57,31 @@ def auto_num_workers(dataset: Dataset, training_on_cpu: bool, cpus: int | None =
     return max(1, min(8, cpus - 1))
 
 
+class EpochShuffle(Sampler[int]):
+    """A random order of ``size`` indices per epoch, a function of (``seed``, epoch) only.
+
+    Lightning calls ``set_epoch`` before each training epoch (as for a DistributedSampler); without
+    it, each pass takes the next epoch. A shared generator advancing pass after pass would make
+    epoch ``e``'s order depend on every earlier pass, which a resumed training has not made.
+    """
+
+    def __init__(self, size: int, seed: int, epoch: int = 0):
+        self.size, self.seed, self.epoch = size, seed, epoch
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __iter__(self) -> Iterator[int]:
+        # SeedSequence mixes (seed, epoch) so that neighbouring seeds do not share shifted orders.
+        mixed = int(np.random.SeedSequence([self.seed % 2**63, self.epoch]).generate_state(1, np.uint64)[0])
+        order = torch.randperm(self.size, generator=torch.Generator().manual_seed(mixed)).tolist()
+        self.epoch += 1
+        return iter(order)
+
+
 class ImageDataModule(L.LightningDataModule):
     """Train / val / test dataloaders of one dataset (see ``DataConfig`` and ``AugmentConfig``)."""
 
@@ -68,6 +96,8 @@ class ImageDataModule(L.LightningDataModule):
         self.seed = seed
         self._splits: Splits | None = None
         self._datasets: dict[str, tuple[Dataset, Any]] = {}
+        self._train_sampler: EpochShuffle | None = None
+        self._train_epoch = 0  # the epoch the first train loader shuffles for (set by a resumed training)
 
     # ---- what the model needs to know (no decoding) ----
     @property
@@ -122,6 +152,14 @@ class ImageDataModule(L.LightningDataModule):
         """Decode (once) the splits ``stage`` needs: fit -> train+val, validate -> val, test -> test."""
         for name in STAGE_SPLITS.get(stage, STAGE_SPLITS[None]):
             self.dataset(name)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Saved in training checkpoints: the epoch the train order continues at. Lightning builds a
+        resumed training's loader, and its workers start prefetching, before it calls ``set_epoch``."""
+        return {"train_epoch": self._train_sampler.epoch} if self._train_sampler is not None else {}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._train_epoch = int(state_dict.get("train_epoch", 0))
 
     def check_batch_size(self) -> None:
         """Refuse a batch larger than the train split (listing only: callable before any decoding)."""
@@ -190,8 +228,11 @@ class ImageDataModule(L.LightningDataModule):
         dataset, collate = self._get(name)
         workers = self.num_workers(name)
         generator = torch.Generator().manual_seed(self.seed)
+        sampler = None
+        if shuffle:
+            sampler = self._train_sampler = EpochShuffle(len(dataset), self.seed, self._train_epoch)
         return DataLoader(
-            dataset, batch_size=self.batch_size, shuffle=shuffle, drop_last=shuffle, generator=generator,
+            dataset, batch_size=self.batch_size, sampler=sampler, drop_last=shuffle, generator=generator,
             num_workers=workers, persistent_workers=workers > 0, collate_fn=collate,
             pin_memory=not self.training_on_cpu())
 

@@ -54,6 +54,12 @@ class MlflowTrialLogger(Callback):
         family = candidate["family"]
         # A trial may name its own parent and tags (`confirm`: one run per architecture, a child per seed).
         parent = trial.config.get("parent_run_id") or self.parent_run_id
+        if trial.checkpoint is not None:
+            # A trial of a resumed experiment that continues from its checkpoint: its epochs so far
+            # are in its earlier run, so continue that run.
+            earlier = self._earlier_run(trial.trial_id, parent)
+            if earlier is not None:
+                return earlier
         run = MlflowRun(self.tracking_uri, self.experiment,
                         run_name=trial.config.get("run_name") or f"{family}-{trial.trial_id}",
                         tags={TRIAL_TAG: trial.trial_id, FAMILY_TAG: family, STATUS_TAG: "running",
@@ -70,6 +76,24 @@ class MlflowTrialLogger(Callback):
         run.log_text(parse_arch(candidate["arch"]).to_yaml(), "arch.yaml")
         return run
 
+    def _earlier_run(self, trial_id: str, parent: str) -> MlflowRun | None:
+        """The trial's newest live run, reattached, with what it already logged (other attempts deleted)."""
+        experiment = self.store.experiment(self.experiment)
+        if experiment is None:
+            return None
+        runs = sorted(self.store.children(experiment.experiment_id, parent, f"tags.`{TRIAL_TAG}` = '{trial_id}'"),
+                      key=lambda r: r.start_time)
+        if not runs:
+            return None
+        for extra in runs[:-1]:
+            self.store.delete_run(extra.run_id)
+        run = MlflowRun.attach(self.tracking_uri, self.experiment, runs[-1].run_id, store=self.store)
+        self.store.set_terminated(run.run_id, "RUNNING")   # the UI shows it training again
+        self.logged[trial_id] = {key: (max(steps), float("nan")) for key in REPORTED
+                                 if key in runs[-1].metrics and (steps := [s for s, _ in
+                                                                           self.store.metric_history(run.run_id, key)])}
+        return run
+
     def _delete_previous_attempts(self, run: MlflowRun, trial_id: str, parent: str, keep: str | None = None) -> None:
         experiment = run.store.experiment(self.experiment)
         if experiment is None:
@@ -84,7 +108,9 @@ class MlflowTrialLogger(Callback):
     def on_trial_result(self, iteration: int, trials: list, trial, result: dict, **info) -> None:
         step = int(result.get(M.EPOCHS_REACHED, result.get("training_iteration", 0)))
         seen = self.logged.setdefault(trial.trial_id, {})
-        metrics = {k: float(result[k]) for k in REPORTED if k in result and seen.get(k) != (step, float(result[k]))}
+        # Each metric once per step: a result at a step already logged (the final report repeats
+        # the last epoch's; a trial resumed from an older checkpoint redoes an epoch) adds nothing.
+        metrics = {k: float(result[k]) for k in REPORTED if k in result and (k not in seen or step > seen[k][0])}
         run = self._run(trial)
         run.log_metrics(metrics, step=step)
         seen.update({k: (step, v) for k, v in metrics.items()})

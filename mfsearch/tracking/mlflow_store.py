@@ -73,9 +73,9 @@ class MlflowRun:
         return self
 
     @classmethod
-    def attach(cls, tracking_uri: str, experiment: str, run_id: str) -> "MlflowRun":
+    def attach(cls, tracking_uri: str, experiment: str, run_id: str, store: Store | None = None) -> "MlflowRun":
         """An existing run, to write more to it (a resumed sweep's parent, a sweep's confirm tag)."""
-        run = cls(tracking_uri, experiment)
+        run = cls(tracking_uri, experiment, store=store)
         found = run.store.run(run_id)
         if found is None:
             from ..errors import MfsearchError

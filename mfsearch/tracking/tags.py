@@ -30,6 +30,8 @@ ARCH_TAG = "mfsearch.arch_key"
 SEED_TAG = "mfsearch.seed"
 NODE_TAG = "mfsearch.node_id"               # the Ray node that trained a trial (its last attempt)
 HOST_TAG = "mfsearch.host"                  # that node's host name and IP
+CHECKPOINT_TAG = "mfsearch.checkpoint"      # on a `train` run: its last.ckpt (absolute path), until it finishes
+RESUMED_TAG = "mfsearch.resumed_from_epoch"  # on a resumed run: the epoch of the checkpoint it resumed from
 RETRIES_TAG = "mfsearch.retries"            # times Tune restarted the trial after a failure (a lost node)
 ERROR_TAG = "error"
 

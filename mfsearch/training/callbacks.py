@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import time
-from typing import Callable, Mapping
+from typing import Any, Callable, Mapping
 
 import lightning as L
 import torch
@@ -21,10 +21,16 @@ class EpochReporter(L.Callback):
 
     Also measures ``train/images_per_s``: training images over the time from the first to the
     last training batch of the epoch, data loading included and validation excluded.
+
+    ``checkpoint(trainer)``, when given, runs after the epoch's row is recorded and before any sink
+    sees it, so a sink that reports "epoch k is done" (Ray Tune) can ship epoch k's checkpoint, and
+    a run killed in between resumes from epoch k without reporting it twice. The history travels
+    in the checkpoint (``state_dict``), so a resumed training reports only its new epochs.
     """
 
-    def __init__(self, *sinks: MetricSink):
+    def __init__(self, *sinks: MetricSink, checkpoint: Callable[[L.Trainer], None] | None = None):
         self.sinks = list(sinks)
+        self.checkpoint = checkpoint
         self.history: list[dict[str, float]] = []
         self._start = self._last = 0.0
         self._images = 0
@@ -44,5 +50,13 @@ class EpochReporter(L.Callback):
             row[M.TRAIN_IMAGES_PER_S] = self._images / (self._last - self._start)
         row[M.EPOCH] = trainer.current_epoch + 1
         self.history.append(row)
+        if self.checkpoint is not None:
+            self.checkpoint(trainer)
         for sink in self.sinks:
             sink(row, trainer.current_epoch + 1, pl_module.final_model())
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"history": [dict(row) for row in self.history]}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.history = [dict(row) for row in state_dict["history"]]
