@@ -267,7 +267,13 @@ def test_tune_trial_retried_after_failure_continues(tmp_path, cifar10_root):
         "baselines": "none",
     }
 
-    def flaky(config, spec_raw, source, threads):
+    from mfsearch.search.space import parse_search_spec
+    from mfsearch.search.trial import TrialPlan
+
+    spec = parse_search_spec(spec_raw, "test", {})
+    plan = TrialPlan(data=spec.data, recipe=spec.recipe, threads=1)
+
+    def flaky(config, plan):
         # Runs in a Ray worker (pickled by value: a local function). The first attempt of the trial
         # with `fail_after` dies right after reporting that epoch, as on a lost node.
         import mfsearch.training.run as run_module
@@ -284,7 +290,7 @@ def test_tune_trial_retried_after_failure_continues(tmp_path, cifar10_root):
             return real(*args, sinks=[*sinks, fail], **kwargs)
         run_module.train = train
         try:
-            run_trial(config, spec_raw, source, threads)
+            run_trial(config, plan)
         finally:
             run_module.train = real
 
@@ -293,7 +299,7 @@ def test_tune_trial_retried_after_failure_continues(tmp_path, cifar10_root):
     try:
         t0 = time.perf_counter()
         tuner = tune.Tuner(
-            tune.with_resources(tune.with_parameters(flaky, spec_raw=spec_raw, source="test", threads=1), {"cpu": 1}),
+            tune.with_resources(tune.with_parameters(flaky, plan=plan), {"cpu": 1}),
             param_space={"candidate": candidate, "marker": str(tmp_path / "failed"),
                          "fail_after": tune.grid_search([2, 0])},   # 0: never fails (the reference)
             tune_config=tune.TuneConfig(max_concurrent_trials=2),

@@ -254,16 +254,19 @@ def _one_line(error: BaseException) -> str:
 
 
 def make_trainable(spec: SearchSpec):
-    """``run_trial`` bound to the spec (data root made absolute) with the spec's resources per trial."""
+    """``run_trial`` bound to what every trial of the spec runs, parsed and validated once here:
+    the data (root made absolute) and the recipe, as typed configs (Ray puts them in its object
+    store once); each trial's architecture comes resolved in its config. Trials parse nothing."""
     from ray import tune
 
-    from .trial import run_trial
+    from .trial import TrialPlan, run_trial
 
     res = spec.resources
-    threads = max(1, int(res.cpus_per_trial))
-    return tune.with_resources(
-        tune.with_parameters(run_trial, spec_raw=_raw_with_absolute_root(spec), source=spec.source, threads=threads),
-        {"cpu": res.cpus_per_trial, "gpu": res.gpus_per_trial})
+    root = resolve_root(spec.data)
+    data = dataclasses.replace(spec.data, root=str(root)) if root is not None else spec.data
+    plan = TrialPlan(data=data, recipe=spec.recipe, threads=max(1, int(res.cpus_per_trial)))
+    return tune.with_resources(tune.with_parameters(run_trial, plan=plan),
+                               {"cpu": res.cpus_per_trial, "gpu": res.gpus_per_trial})
 
 
 def trial_concurrency(spec: SearchSpec) -> int:
@@ -315,15 +318,6 @@ def _delete_children(tracking_uri: str, experiment: str, parent_run_id: str, kee
         for run in store.children(exp.experiment_id, parent_run_id):
             if run.tags.get(TRIAL_TAG) not in keep:
                 store.delete_run(run.run_id)
-
-
-def _raw_with_absolute_root(spec: SearchSpec) -> dict:
-    """Tune runs trials in their own directories: hand them an absolute data root."""
-    raw = dict(spec.raw)
-    root = resolve_root(spec.data)
-    if root is not None:
-        raw["data"] = {**(raw.get("data") or {}), "root": str(root)}
-    return raw
 
 
 def _settings(spec: SearchSpec) -> dict[str, str]:

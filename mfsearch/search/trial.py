@@ -26,7 +26,16 @@ from .. import metrics as M
 TRAINING_STATE = "training.ckpt"   # in each Tune checkpoint, beside weights.safetensors and arch.yaml
 
 
-def run_trial(config: dict[str, Any], spec_raw: dict, source: str, threads: int) -> None:
+@dataclasses.dataclass(frozen=True)
+class TrialPlan:
+    """What every trial of a sweep runs, resolved and validated once by the driver."""
+
+    data: Any        # mfsearch.data.DataConfig, its root absolute (trials run in their own folders)
+    recipe: Any      # mfsearch.training.recipes.TrainConfig
+    threads: int     # torch threads: the CPUs the trial holds
+
+
+def run_trial(config: dict[str, Any], plan: TrialPlan) -> None:
     from ray import tune
 
     from ..api import resolve_arch
@@ -34,12 +43,11 @@ def run_trial(config: dict[str, Any], spec_raw: dict, source: str, threads: int)
     from ..latency import LatencyProtocol, measure_arch
     from ..training.checkpoint import CHECKPOINT_NAME
     from ..training.run import train
-    from .space import parse_search_spec
 
     os.environ.setdefault("PL_DISABLE_FORK", "1")
+    threads = plan.threads
     torch.set_num_threads(threads)
-    spec = parse_search_spec(spec_raw, source, {})
-    recipe = spec.recipe
+    recipe = plan.recipe
     if config.get("seed") is not None:  # `confirm`: every architecture trained with the same seeds
         recipe = dataclasses.replace(recipe, seed=int(config["seed"]))
     candidate = config["candidate"]
@@ -78,7 +86,7 @@ def run_trial(config: dict[str, Any], spec_raw: dict, source: str, threads: int)
         c = count_config(cfg)
         cost = {M.COST_PARAMS: c.params, M.COST_FROZEN_PARAMS: c.frozen_params, M.COST_MACS: c.macs}
         run_test = bool(config.get("run_test", False))
-        result = train(cfg, spec.data, recipe, log_to_mlflow=False, sinks=[report], progress=False,
+        result = train(cfg, plan.data, recipe, log_to_mlflow=False, cost=c, sinks=[report], progress=False,
                        run_test=run_test, threads=threads, checkpoint_dir=state_dir, resume_from=resume_from)
     if run_test:  # reported after selection is done, never used to select (`confirm` only)
         tune.report({**result.metrics, M.COST_LATENCY_MS_IN_TRIAL: latency, "epochs_reached": recipe.epochs})

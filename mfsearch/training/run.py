@@ -20,7 +20,7 @@ import torch
 from .. import metrics as M
 from ..api import ArchLike, resolve_arch
 from ..config import ArchConfig
-from ..cost import count_config
+from ..cost import ModelCost, count_config
 from ..data import DataConfig, ImageDataModule, check_data
 from ..interop import save_weights
 from ..memory import check_training_fits
@@ -67,7 +67,8 @@ def train(arch: ArchLike, data: DataConfig, recipe: TrainConfig, *, tracking_uri
           parent_run_id: str | None = None, log_to_mlflow: bool = True, sinks: Iterable[MetricSink] = (),
           progress: bool = True, extra_params: Mapping[str, Any] | None = None, run_test: bool = True,
           threads: int | None = None, checkpoint_dir: str | Path | None = None,
-          resume_from: str | Path | None = None, resume_run_id: str | None = None) -> TrainResult:
+          resume_from: str | Path | None = None, resume_run_id: str | None = None,
+          cost: ModelCost | None = None) -> TrainResult:
     """Train ``arch`` on ``data`` with ``recipe``; validate each epoch, test once at the end.
 
     ``sinks`` receive each epoch's metrics (Ray Tune reporting uses this). ``log_to_mlflow=False``
@@ -85,7 +86,7 @@ def train(arch: ArchLike, data: DataConfig, recipe: TrainConfig, *, tracking_uri
     from . import resume as R
 
     cfg, datamodule = prepare(arch, data, recipe)
-    cost = count_config(cfg)
+    cost = cost or count_config(cfg)   # a sweep's trial passes the one it already counted
     cost_metrics = {M.COST_PARAMS: cost.params, M.COST_FROZEN_PARAMS: cost.frozen_params, M.COST_MACS: cost.macs}
 
     if threads:
