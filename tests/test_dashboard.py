@@ -160,7 +160,7 @@ def test_dashboard_renders_every_chart_without_errors(dashboard, page, tmp_path)
         # Ink: pixels clearly darker than the white background (axes, text, marks; the smoke
         # sweep's 1-epoch curves are single points, so the bar is low but far above blank).
         inked = sum(n for n, c in colors if sum(c) < 600) / (image.width * image.height)
-        assert len(colors) > 20 and inked > 0.003 and max(ImageStat.Stat(image).stddev) > 10, \
+        assert len(colors) > 20 and inked > 0.003 and max(ImageStat.Stat(image).stddev) > 5, \
             (chart, len(colors), inked)
 
     errors = [e for e in page.events if
