@@ -183,6 +183,7 @@ def _open_runs(sweep: Sweep, chosen: list[Chosen], spec: SearchSpec, seeds: tupl
         arch_runs = {}
         for c in chosen:
             run = MlflowRun(sweep.tracking_uri, sweep.name, run_name=c.trial.label, parent_run_id=parent.run_id,
+                            store=parent.store,
                             tags={KIND_TAG: "confirm-arch", CONFIRM_TAG: parent.run_id, SOURCE_TAG: c.trial.run_id,
                                   FAMILY_TAG: c.trial.family, SOURCE_TRIAL_TAG: c.trial.trial_id}
                             ).start()
@@ -296,8 +297,9 @@ def _judge(sweep: Sweep, chosen: list[Chosen], seeds: tuple[int, ...], spec: Sea
 def _log_report(sweep: Sweep, report: ConfirmReport, state: dict) -> None:
     import math
 
+    store = Store.open(sweep.tracking_uri)   # one connection for every run written below
     for a in report.archs:
-        run = MlflowRun.attach(sweep.tracking_uri, sweep.name, a.run_id)
+        run = MlflowRun.attach(sweep.tracking_uri, sweep.name, a.run_id, store=store)
         run.log_metrics(interval_metrics(a), step=0)
         verdicts = {report.arch(c.baseline).label: c.verdict for c in report.claims_of(a.key)}
         if verdicts:
@@ -306,7 +308,7 @@ def _log_report(sweep: Sweep, report: ConfirmReport, state: dict) -> None:
         if missing:  # a failed seed is recorded in its own run; here it only shrinks the sample
             run.set_tags({SEEDS_MISSING_TAG: ",".join(map(str, missing))})
         run.finish()
-    parent = MlflowRun.attach(sweep.tracking_uri, sweep.name, report.confirm_run_id)
+    parent = MlflowRun.attach(sweep.tracking_uri, sweep.name, report.confirm_run_id, store=store)
     counts = report.counts()
     metrics = {f"confirm/claims_{k}": v for k, v in counts.items()}
     if not math.isnan(report.kendall_tau):
@@ -315,7 +317,7 @@ def _log_report(sweep: Sweep, report: ConfirmReport, state: dict) -> None:
     parent.log_metrics(metrics, step=0)
     parent.log_text(json.dumps(report.to_dict(), indent=2) + "\n", "confirm.json")
     parent.finish()
-    sweep_run = MlflowRun.attach(sweep.tracking_uri, sweep.name, sweep.parent_run_id)
+    sweep_run = MlflowRun.attach(sweep.tracking_uri, sweep.name, sweep.parent_run_id, store=store)
     if not math.isnan(report.kendall_tau):
         sweep_run.log_metrics({"confirm/kendall_tau": report.kendall_tau}, step=0)
     sweep_run.set_tags({CONFIRM_TAG: report.confirm_run_id})
