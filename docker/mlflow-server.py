@@ -6,8 +6,9 @@ and git ignores) and go on no command line, where `ps` would show them:
   POSTGRES_PASSWORD            the `mlflow` database role's password (set on the postgres service too)
   MLFLOW_AUTH_ADMIN_PASSWORD   the password of MLflow's admin user, created on the first start
 Others: MLFLOW_FLASK_SERVER_SECRET_KEY (random per start unless set), POSTGRES_HOST (postgres), POSTGRES_PORT (5432), POSTGRES_USER (mlflow), MLFLOW_HOST
-(0.0.0.0: the address to listen on inside the container; the published port decides who can reach
-it), MLFLOW_PORT (5000), MLFLOW_WORKERS (2), MLFLOW_AUTH_ADMIN_USERNAME (admin).
+(default 127.0.0.1, so an image run with host networking listens on loopback only; compose.yaml sets
+0.0.0.0 inside the bridge network, where the published port, 127.0.0.1 by default, decides who can
+reach it), MLFLOW_PORT (5000), MLFLOW_WORKERS (2), MLFLOW_AUTH_ADMIN_USERNAME (admin).
 """
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ import sys
 import time
 from pathlib import Path
 from urllib.parse import quote
+
+DEFAULT_HOST = "127.0.0.1"   # all interfaces only when the caller says so (compose.yaml's bridge network)
 
 
 def require(name: str) -> str:
@@ -75,7 +78,7 @@ def health() -> None:
     """The image's HEALTHCHECK: liveness only (/health answers without credentials)."""
     import urllib.request
 
-    host = os.environ.get("MLFLOW_HOST", "0.0.0.0")
+    host = os.environ.get("MLFLOW_HOST", DEFAULT_HOST)
     host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     urllib.request.urlopen(f"http://{host}:{os.environ.get('MLFLOW_PORT', '5000')}/health", timeout=4).close()
 
@@ -96,7 +99,7 @@ def main() -> None:
         os.environ["MLFLOW_FLASK_SERVER_SECRET_KEY"] = secrets.token_hex(32)
     os.environ["MLFLOW_BACKEND_STORE_URI"] = backend      # read by `mlflow server`, off the command line
     argv = ["mlflow", "server", "--app-name", "basic-auth",
-            "--host", os.environ.get("MLFLOW_HOST", "0.0.0.0"),
+            "--host", os.environ.get("MLFLOW_HOST", DEFAULT_HOST),
             "--port", os.environ.get("MLFLOW_PORT", "5000"),
             "--workers", os.environ.get("MLFLOW_WORKERS", "2"),
             # The server streams artifacts to and from this folder (a volume): clients need no
