@@ -98,7 +98,12 @@ def _check_spec(spec: SearchSpec) -> tuple[SearchSpec, int, int, list]:
         raise ConfigError("train.overrides.batch_size", err.message) from None
     num_classes, img_size = datamodule.num_classes, datamodule.img_size
     baselines = baseline_candidates(spec, num_classes, img_size)
-    if spec.search.algorithm == "grid":
+    if spec.search.algorithm == "one-shot":
+        from ..oneshot.space import check_oneshot_space
+        check_oneshot_space(spec)
+        if spec.search.num_samples == 0:
+            raise ConfigError("search.num_samples", "is 0: a one-shot search evaluates num_samples sub-networks")
+    elif spec.search.algorithm == "grid":
         GridProposer(spec.space, spec.search.seed)  # raises for float ranges
     elif spec.search.algorithm.startswith("optuna"):
         from .proposers import OptunaProposer
@@ -160,8 +165,11 @@ def run_sweep(spec_path: str | None, options: SweepOptions, resume: str | None =
             raise
 
     started = time.monotonic()
+    fit = _fit
+    if spec.search.algorithm == "one-shot":
+        from ..oneshot.runner import fit_oneshot as fit
     try:
-        result = _fit(spec, baselines, num_classes, img_size, name, storage, tracking_uri, parent.run_id,
+        result = fit(spec, baselines, num_classes, img_size, name, storage, tracking_uri, parent.run_id,
                       options, resume is not None)
     except BaseException as err:
         if isinstance(err, KeyboardInterrupt):

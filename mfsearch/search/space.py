@@ -18,7 +18,7 @@ from ..schema import _type_hints, describe, non_negative, parse, parse_dataclass
 from ..training.recipes import RECIPES, TrainConfig, resolve_recipe
 from .values import Choice, Dimension, Fixed, Range, Shared, parse_dimension
 
-ALGORITHMS = ("random", "grid", "optuna-tpe", "optuna-nsga2")
+ALGORITHMS = ("random", "grid", "optuna-tpe", "optuna-nsga2", "one-shot")
 STAGE_DIMENSIONS = ("mixer", "depth", "dim", "mlp_ratio", "mlp_act", "norm", "res_scale_init", "layer_scale_init")
 GLOBAL_DIMENSIONS = ("drop_path_rate", "head", "stem")
 METRICS = ("val/acc1", "val/acc5", "val/loss", "train/loss", "cost/macs", "cost/params", "cost/frozen_params",
@@ -39,14 +39,28 @@ class Objective:
 
 
 @dataclasses.dataclass(frozen=True)
+class OneShotSection:
+    """``search.oneshot``: how the supernet of a ``one-shot`` search is trained (``mfsearch.oneshot``)."""
+
+    # fair: every mixer choice of every block once per step (FairNAS); uniform: single path (SPOS);
+    # sandwich: largest + smallest + random paths (BigNAS).
+    sampling: Literal["fair", "uniform", "sandwich"] = "fair"
+    paths_per_step: int | None = dataclasses.field(default=None, metadata={"check": positive})  # None: the rule's
+
+
+@dataclasses.dataclass(frozen=True)
 class SearchSection:
-    algorithm: Literal["random", "grid", "optuna-tpe", "optuna-nsga2"] = "random"
+    # one-shot: train one weight-sharing supernet, then evaluate num_samples sub-networks with
+    # inherited weights (exhaustive when the space is that small, else NSGA-II); the rest train each
+    # candidate from scratch.
+    algorithm: Literal["random", "grid", "optuna-tpe", "optuna-nsga2", "one-shot"] = "random"
     num_samples: int = dataclasses.field(default=8, metadata={"check": non_negative})  # searched (0: baselines only)
     seed: int = 0
     # Retries per trial: a trial whose node dies (or fails once for any reason) runs again, continuing
     # from its last checkpoint; one deterministic failure costs about one more epoch.
     max_failures: int = dataclasses.field(default=1, metadata={"check": non_negative})
     max_rejections: int = dataclasses.field(default=1000, metadata={"check": positive})  # per suggestion
+    oneshot: OneShotSection = OneShotSection()
 
 
 @dataclasses.dataclass(frozen=True)

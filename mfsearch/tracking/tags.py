@@ -33,6 +33,7 @@ HOST_TAG = "mfsearch.host"                  # that node's host name and IP
 CHECKPOINT_TAG = "mfsearch.checkpoint"      # on a `train` run: its last.ckpt (absolute path), until it finishes
 RESUMED_TAG = "mfsearch.resumed_from_epoch"  # on a resumed run: the epoch of the checkpoint it resumed from
 RETRIES_TAG = "mfsearch.retries"            # times Tune restarted the trial after a failure (a lost node)
+ACCURACY_TAG = "mfsearch.accuracy"          # "inherited": a one-shot member scored with supernet weights
 ERROR_TAG = "error"
 
 FINISHED_STATUSES = ("completed", "stopped_early")
