@@ -210,3 +210,52 @@ def test_family_patterns_are_members_or_say_why():
     assert [str(s.mixer) for s in found["randformer"].stages] == ["random", "random"]
     assert "no weights for mixer pooling" in skipped["poolformerv2"]
     assert "no weights for mixer attention" in skipped["caformer"]
+
+
+@pytest.mark.slow
+def test_supernet_training_resumes_exactly_from_its_checkpoint(cifar10_root, tmp_path):
+    """One epoch, then a resumed second, ends with the same weights (and sampler) as two epochs straight."""
+    import dataclasses
+
+    from mfsearch.oneshot.runner import OneShotPlan, build
+    from mfsearch.oneshot.training import train_supernet
+    from mfsearch.training.checkpoint import CHECKPOINT_NAME
+
+    spec = parse_search_spec({
+        "data": {"dataset": "cifar10", "root": str(cifar10_root), "img_size": 32, "train_subset": 200,
+                 "val_subset": 100},
+        "train": {"recipe": "small", "epochs": 2, "overrides": {"batch_size": 50, "warmup_epochs": 0.5}},
+        "space": {"fixed": {"stem": {"kernel_size": 3, "stride": 2, "padding": 1}},
+                  "stages": [{"mixer": ["identity", "sepconv"], "depth": [1, 2], "dim": 16},
+                             {"mixer": ["pooling", "attention"], "depth": 1, "dim": 32}]},
+        "search": {"algorithm": "one-shot"}}, "test", {})
+    plan = OneShotPlan(spec, 10, 32, threads=1)
+
+    def trained(epochs: int, resume_from=None, folder=None):
+        recipe = dataclasses.replace(spec.recipe, epochs=2)
+        _, supernet, sampler, probes = build(plan)
+        stop = [] if epochs == 2 else [_StopAfter(epochs)]
+        out = train_supernet(supernet, sampler, probes, spec.data, recipe, checkpoint_dir=folder,
+                             resume_from=resume_from, threads=1, callbacks=stop)
+        return out.module, sampler
+
+    straight, straight_sampler = trained(2)
+    first_dir = tmp_path / "first"
+    trained(1, folder=first_dir)
+    resumed, resumed_sampler = trained(2, resume_from=first_dir / CHECKPOINT_NAME)
+    for (name, a), (_, b) in zip(straight.model.state_dict().items(), resumed.model.state_dict().items()):
+        assert torch.equal(a, b), name
+    assert resumed_sampler.mixer_usage == straight_sampler.mixer_usage
+
+
+class _StopAfter:
+    """A Lightning callback that ends training after ``epochs`` epochs (a process killed there)."""
+
+    def __new__(cls, epochs: int):
+        import lightning as L
+
+        class Stop(L.Callback):
+            def on_train_epoch_end(self, trainer, pl_module):
+                if trainer.current_epoch + 1 >= epochs:
+                    trainer.should_stop = True
+        return Stop()

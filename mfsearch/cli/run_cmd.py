@@ -104,7 +104,17 @@ def print_summary(result) -> None:
           f"{len(result.failed)} failed; {result.rejected} candidate{'s' if result.rejected != 1 else ''} "
           f"rejected by constraints"
           + (f" ({', '.join(f'{k}: {v}' for k, v in result.rejection_reasons.items())})" if result.rejection_reasons else ""))
-    if rows:
+    o = result.oneshot
+    if o:
+        print(f"one-shot: supernet trained {epochs_text(o['epochs'])} ({o['sampling']} sampling, {o['paths_per_step']} "
+              f"paths per step) in {o['train_s'] / 60:.1f} min; {o['evaluated']} sub-networks evaluated with inherited "
+              f"weights ({o['method']}) in {o['search_s']:.0f} s, {o['eval_ms']:.0f} ms each; front of {o['front']}")
+        for family, why in o["skipped_baselines"].items():
+            print(f"  baseline {family} left out: {why}")
+    if rows and o:
+        print("\nFront members and baselines (the families' mixer patterns in the supernet), inherited val/acc1, "
+              "one supernet; * = Pareto front (val/acc1 up, MACs down), unconfirmed:")
+    elif rows:
         print(f"\nTrials at full fidelity ({epochs_text(full)}, one seed each); * = Pareto front (val/acc1 up, "
               "MACs down), unconfirmed:")
         print(format_table(["", "family", "val/acc1", "MACs M", "params M", "latency ms", "stages (mixer xdepth @dim)"],
@@ -117,6 +127,10 @@ def print_summary(result) -> None:
     print(f"\nOpen in MLflow:  mlflow ui --backend-store-uri {uri}   (experiment {result.name!r}), then its "
           f"trials table:\n  {view_url(MLFLOW_UI, result.experiment_id, SWEEP_VIEW)}")
     print(f"Export the front: mfsearch export {result.name} --pareto --out exported/ --tracking-uri {uri}")
-    print("\nThis front rests on one seed at the sweep's fidelity. Check that it survives 3 seeds at a larger budget "
-          "(every baseline retrained too):")
+    if o:
+        print("\nInherited accuracies rank members of one supernet; they are not stand-alone accuracies. Train the front "
+              "and the baselines from scratch, 3 seeds, and see which claims hold:")
+    else:
+        print("\nThis front rests on one seed at the sweep's fidelity. Check that it survives 3 seeds at a larger "
+              "budget (every baseline retrained too):")
     print(f"  mfsearch confirm {result.name} --tracking-uri {uri}")

@@ -104,7 +104,7 @@ def _latency(cfg: ArchConfig, supernet: SuperNet) -> float:
 
 
 def search(space: OneShotSpace, supernet: SuperNet, evaluate: InheritedEvaluator, budget: int, seed: int,
-           progress: Callable[[str], None] | None = None, every: float = 15.0) -> SearchOutcome:
+           progress: Callable[[int, int], None] | None = None, every: float = 15.0) -> SearchOutcome:
     """Evaluate up to ``budget`` distinct members; the front over the space's objectives."""
     objectives = space.spec.objectives
     needs_latency = any(o.metric == M.COST_LATENCY_MS for o in objectives)
@@ -129,8 +129,7 @@ def search(space: OneShotSpace, supernet: SuperNet, evaluate: InheritedEvaluator
             evaluated.append(Evaluated(cfg, dict(params), metrics))
             if progress and time.monotonic() - last >= every:
                 last = time.monotonic()
-                progress(f"one-shot search: {len(evaluated)}/{budget} sub-networks evaluated "
-                         f"({evaluate.seconds / max(1, len(evaluate.cache)) * 1000:.0f} ms each), {rejected} rejected")
+                progress(len(evaluated), rejected)
         return objective_values(evaluated[seen[key]].metrics, objectives)
 
     grid_ok = not any(isinstance(d, Range) and not d.integer for d in space.dims.values())

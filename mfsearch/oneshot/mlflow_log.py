@@ -9,6 +9,7 @@
 """
 from __future__ import annotations
 
+import json
 import tempfile
 import time
 from pathlib import Path
@@ -74,7 +75,7 @@ class SupernetLogger(Callback):
         return self._run
 
     def on_trial_result(self, iteration: int, trials: list, trial, result: dict, **info) -> None:
-        from .runner import EVALUATED, PHASE
+        from .runner import EVALUATED, PHASE, REJECTED
         run = self.run
         elapsed = time.monotonic() - self._started
         if result.get(PHASE) == 0:
@@ -88,8 +89,8 @@ class SupernetLogger(Callback):
             print(f"supernet epoch {epoch}/{self.epochs}: train/loss {result.get(M.TRAIN_LOSS, float('nan')):.3f}, "
                   f"probe val/acc1 {result.get(M.VAL_ACC1, float('nan')):.1f} ({elapsed / 60:.1f} min)", flush=True)
         elif result.get(PHASE) == 1:
-            print(f"one-shot search: {int(result.get(EVALUATED, 0))}/{self.evaluations} sub-networks evaluated "
-                  f"({elapsed / 60:.1f} min)", flush=True)
+            print(f"one-shot search: {int(result.get(EVALUATED, 0))}/{self.evaluations} sub-networks evaluated, "
+                  f"{int(result.get(REJECTED, 0))} rejected by constraints ({elapsed / 60:.1f} min)", flush=True)
 
     def on_trial_complete(self, iteration: int, trials: list, trial, **info) -> None:
         self.run.set_tags({STATUS_TAG: "completed"})
@@ -107,6 +108,8 @@ def log_members(tracking_uri: str, experiment: str, parent_run_id: str, spec, su
     parent.log_text(table, EVALUATED_ARTIFACT)
     parent.log_params({"oneshot.sampling": result["sampling"], "oneshot.paths_per_step": result["paths_per_step"],
                        "oneshot.search": result["method"]})
+    if result.get("skipped_baselines"):
+        parent.set_tags({"mfsearch.oneshot.skipped_baselines": json.dumps(result["skipped_baselines"])[:5000]})
     parent.log_metrics({"oneshot/evaluated": len(result["evaluated"]), "oneshot/front_size": len(result["front"]),
                         "oneshot/rejected": result["rejected"], "oneshot/train_s": result["train_s"],
                         "oneshot/search_s": result["search_s"], "oneshot/eval_ms": result["eval_ms"],

@@ -37,6 +37,7 @@ SUPERNET_WEIGHTS = "supernet.safetensors"
 TRAINING_STATE = "training.ckpt"
 PHASE = "oneshot/phase"          # reported: 0 training, 1 searching, 2 done
 EVALUATED = "oneshot/evaluated"
+REJECTED = "oneshot/rejected"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,12 +107,14 @@ def run_supernet_trial(config: dict[str, Any], plan: OneShotPlan) -> None:
         baselines = [Evaluated(cfg, {}, {**evaluator(cfg), **cost_metrics(count_config(cfg))}, family)
                      for family, cfg in probes.items()]
         outcome = search(space, supernet, evaluator, spec.search.num_samples, spec.search.seed,
-                         progress=lambda n: tune.report({PHASE: 1, EVALUATED: n, M.EPOCHS_REACHED: spec.recipe.epochs}),
+                         progress=lambda n, rejected: tune.report({PHASE: 1, EVALUATED: n, REJECTED: rejected,
+                                                                   M.EPOCHS_REACHED: spec.recipe.epochs}),
                          every=10.0)
         result = {"method": outcome.method, "rejected": outcome.rejected, "search_s": outcome.seconds,
                   "train_s": train_s, "eval_ms": 1000 * evaluator.seconds / max(1, len(evaluator.cache)),
                   "front": outcome.front, "usage": sampler.usage_shares(), "unfair_paths": sampler.unfair_paths,
-                  "paths_per_step": sampler.paths_per_step, "sampling": sampler.rule,
+                  "paths_per_step": sampler.paths_per_step, "sampling": sampler.rule, "epochs": spec.recipe.epochs,
+                  "skipped_baselines": space.family_members(supernet)[1],
                   "evaluated": [_record(e) for e in outcome.evaluated], "baselines": [_record(e) for e in baselines]}
         with tempfile.TemporaryDirectory() as tmp:
             save_file({k: v.detach().contiguous() for k, v in supernet.state_dict().items()},
@@ -207,4 +210,8 @@ def fit_oneshot(spec: SearchSpec, baselines: list, num_classes: int, img_size: i
         from safetensors.torch import load_file
         supernet.load_state_dict(load_file(str(Path(folder) / SUPERNET_WEIGHTS)))
     trials = log_members(tracking_uri, name, parent_run_id, spec, supernet, result, evaluated_csv(result))
-    return SweepResult(name, path, tracking_uri, parent_run_id, trials, result["rejected"], {}, {}, 0.0)
+    summary = {k: result[k] for k in ("method", "search_s", "train_s", "eval_ms", "sampling", "paths_per_step",
+                                      "epochs", "unfair_paths", "skipped_baselines")}
+    summary.update(evaluated=len(result["evaluated"]), front=len(result["front"]))
+    return SweepResult(name, path, tracking_uri, parent_run_id, trials, result["rejected"], {}, {}, 0.0,
+                       oneshot=summary)

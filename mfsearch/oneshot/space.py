@@ -137,9 +137,10 @@ class OneShotSpace:
                   for s in self.spec.space.stages]
         members, skipped = {}, {}
         for family in base.families:
-            paper = parse_arch(family_arch(family, depths, dims, num_classes=self.num_classes, img_size=self.img_size))
-            cfg = supernet.member(depths, dims, ratios, [s.block_mixers() for s in paper.stages])
             try:
+                paper = parse_arch(family_arch(family, depths, dims, num_classes=self.num_classes,
+                                               img_size=self.img_size))
+                cfg = supernet.member(depths, dims, ratios, [s.block_mixers() for s in paper.stages])
                 cfg = parse_arch(cfg.to_dict())
                 supernet.check_member(cfg)
             except (ConfigError, ValueError) as err:

@@ -111,7 +111,7 @@ class SupernetTraining:
 def train_supernet(supernet: SuperNet, sampler: PathSampler, probes: dict[str, ArchConfig], data: DataConfig,
                    recipe: TrainConfig, *, sinks: Iterable[MetricSink] = (), checkpoint_dir: str | Path | None = None,
                    resume_from: str | Path | None = None, threads: int | None = None,
-                   progress: bool = False) -> SupernetTraining:
+                   progress: bool = False, callbacks: Iterable = ()) -> SupernetTraining:
     """Train ``supernet`` for ``recipe.epochs``; the whole state goes to ``checkpoint_dir/last.ckpt``
     every epoch before the sinks hear of it, and ``resume_from`` continues such a checkpoint."""
     import lightning as L
@@ -131,6 +131,6 @@ def train_supernet(supernet: SuperNet, sampler: PathSampler, probes: dict[str, A
     state = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir is not None else None
     save = (lambda trainer: save_atomically(trainer, state)) if state is not None else None
     reporter = EpochReporter(*sinks, checkpoint=save)
-    trainer = _trainer(recipe, [RngState(), reporter], progress)
+    trainer = _trainer(recipe, [RngState(), reporter, *callbacks], progress)
     trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
     return SupernetTraining(module, datamodule, reporter.history)

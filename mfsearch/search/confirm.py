@@ -152,7 +152,9 @@ def confirm_spec(sweep: Sweep, o: ConfirmOptions) -> SearchSpec:
     raw = yaml.safe_load(text)
     source = f"{sweep.name}/{SPEC_ARTIFACT}"
     base = parse_search_spec(raw, source, {})
-    budget: dict[str, Any] = {"train.epochs": o.epochs or EPOCHS_FACTOR * base.train.epochs,
+    sweep_epochs = (base.search.oneshot.standalone_epochs if base.search.algorithm == "one-shot"
+                    else base.train.epochs)
+    budget: dict[str, Any] = {"train.epochs": o.epochs or EPOCHS_FACTOR * sweep_epochs,
                               "scheduler.name": "fifo"}
     if base.data.train_subset is not None and "data.train_subset" not in o.overrides:
         full = ImageDataModule(dataclasses.replace(base.data, train_subset=None)).train_size

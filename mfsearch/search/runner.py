@@ -55,6 +55,7 @@ class SweepResult:
     failed: dict[str, str]
     wall_time_s: float
     experiment_id: str | None = None
+    oneshot: dict | None = None     # a one-shot sweep's supernet and search summary (mfsearch.oneshot)
 
     @property
     def stopped_baselines(self) -> list[str]:

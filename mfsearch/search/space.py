@@ -46,6 +46,9 @@ class OneShotSection:
     # sandwich: largest + smallest + random paths (BigNAS).
     sampling: Literal["fair", "uniform", "sandwich"] = "fair"
     paths_per_step: int | None = dataclasses.field(default=None, metadata={"check": positive})  # None: the rule's
+    # The stand-alone training a member's inherited accuracy stands in for: `confirm` trains the front
+    # EPOCHS_FACTOR x this many epochs by default (the supernet's own epochs are no stand-alone budget).
+    standalone_epochs: int = dataclasses.field(default=2, metadata={"check": positive})
 
 
 @dataclasses.dataclass(frozen=True)
