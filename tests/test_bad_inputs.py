@@ -126,6 +126,16 @@ CASES: list[Case] = [
     ("profile-img-size-0", lambda d: ["profile", "caformer_s18", "--img-size", "0"], "--img-size: must be > 0"),
     ("sweep-name-is-a-path", lambda d: ["run", SMOKE, "--name", "../../etc", "--set", "data.dataset=synthetic"],
      "'../../etc' is not a name"),
+    # one-shot search: what a supernet cannot share, and its own section
+    ("oneshot-norm-choice", lambda d: ["run", space_file(d, "search: {algorithm: one-shot}\n"), "--set",
+                                       "data.dataset=synthetic", "--set", "space.norm=[layernorm, groupnorm1]"],
+     "space.stages[0].norm: one-shot search varies only mixer, depth, dim, mlp_ratio"),
+    ("oneshot-sampling-misspelt", lambda d: ["run", space_file(d, "search: {algorithm: one-shot, oneshot: "
+                                                                  "{sampling: fiar}}\n"), "--set", "data.dataset=synthetic"],
+     "search.oneshot.sampling: 'fiar' is not one of"),
+    ("oneshot-no-evaluations", lambda d: ["run", space_file(d, "search: {algorithm: one-shot, num_samples: 0}\n"),
+                                          "--set", "data.dataset=synthetic"],
+     "search.num_samples: is 0: a one-shot search evaluates num_samples sub-networks"),
 ]
 
 
@@ -142,7 +152,7 @@ def workdir(tmp_path, monkeypatch) -> tuple[Path, Path]:
 
 
 def test_corpus_is_complete():
-    assert len(CASES) == 23 and len({c[0] for c in CASES}) == len(CASES)
+    assert len(CASES) == 26 and len({c[0] for c in CASES}) == len(CASES)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])

@@ -12,6 +12,7 @@ EPILOG = """examples:
   mfsearch run search_spaces/mixer_per_stage.yaml --num-samples 40 --data-root ~/data/cifar10
   mfsearch run search_spaces/imagenet_mixer_per_stage.yaml --address auto --storage-path /shared/runs \\
       --tracking-uri http://mlflow:5000 --gpus-per-trial 1
+  mfsearch run search_spaces/mixer_per_stage_oneshot.yaml   # one supernet, then inherited-weight search
   mfsearch run --resume mixer_per_stage      # continue an interrupted sweep
 
 By default Ray runs locally and MLflow writes ./mlflow.db; open it with
@@ -24,7 +25,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Search the architectures of a search-space YAML: the paper's families run "
                                    "first as baselines, candidates outside the constraints are counted and "
                                    "never trained, every trial is logged to MLflow under one parent run, and "
-                                   "the Pareto front (accuracy vs MACs) is printed at the end.",
+                                   "the Pareto front (accuracy vs MACs) is printed at the end. With "
+                                   "`search: {algorithm: one-shot}` one weight-sharing supernet is trained instead "
+                                   "and num_samples sub-networks are scored with its inherited weights.",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("space", nargs="?", help="search-space YAML (see search_spaces/)")
     p.add_argument("--resume", metavar="NAME", help="continue the interrupted sweep NAME")
@@ -36,11 +39,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--address", help="join a running Ray cluster (e.g. auto); default: start a local Ray")
     g.add_argument("--storage-path", help="where Tune keeps trial results (default: ./mfsearch_runs; "
                                           "shared storage on multi-node clusters)")
-    g.add_argument("--num-samples", type=int, help="searched candidates (baselines come on top)")
+    g.add_argument("--num-samples", type=int, help="searched candidates (baselines come on top); one-shot: "
+                                                  "sub-networks evaluated with inherited weights")
     g.add_argument("--max-concurrent", type=int, help="trials at once (default: as CPUs/GPUs allow)")
     g.add_argument("--cpus-per-trial", type=float, help="CPUs per trial (fractions allowed)")
     g.add_argument("--gpus-per-trial", type=float, help="GPUs per trial (fractions allowed)")
-    g.add_argument("--epochs", type=int, help="epochs of a full-fidelity trial")
+    g.add_argument("--epochs", type=int, help="epochs of a full-fidelity trial (one-shot: of the supernet)")
     g.add_argument("--data-root", help="dataset folder (overrides the YAML's data.root)")
     g.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
                    help="override any field of the YAML, e.g. search.seed=3; repeatable")
@@ -117,6 +121,7 @@ def print_summary(result) -> None:
     elif rows:
         print(f"\nTrials at full fidelity ({epochs_text(full)}, one seed each); * = Pareto front (val/acc1 up, "
               "MACs down), unconfirmed:")
+    if rows:
         print(format_table(["", "family", "val/acc1", "MACs M", "params M", "latency ms", "stages (mixer xdepth @dim)"],
                            rows, align="llrrrrl"))
     for trial_id, error in result.failed.items():

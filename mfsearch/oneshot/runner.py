@@ -136,6 +136,11 @@ def _link_or_copy(source: Path, dest: Path) -> None:
         shutil.copyfile(source, dest)
 
 
+def _has_search(checkpoint) -> bool:
+    with checkpoint.as_directory() as folder:
+        return (Path(folder) / SEARCH_FILE).is_file()
+
+
 def evaluated_csv(result: dict) -> str:
     """Every evaluated sub-network (and the baselines) as one table, front members marked."""
     from ..config import parse_arch
@@ -168,7 +173,7 @@ def fit_oneshot(spec: SearchSpec, baselines: list, num_classes: int, img_size: i
     from ray import tune
 
     from ..data.locate import resolve_root
-    from ..search.runner import SweepResult, _one_line, make_tuner, start_ray
+    from ..search.runner import SweepResult, _one_line, fit_signed, make_tuner, start_ray
     from ..search.state_integrity import StateSigner
     from .mlflow_log import SupernetLogger, delete_members, log_members, supernet_run
 
@@ -188,23 +193,20 @@ def fit_oneshot(spec: SearchSpec, baselines: list, num_classes: int, img_size: i
                                     every=options.status_every), StateSigner(Path(path))]
         tuner = make_tuner(spec, trainable, None, None, 1, 1, name, storage, callbacks)
     o = spec.search.oneshot
-    print(f"one-shot sweep {name}: supernet of {spec.search.algorithm} space, {spec.train.epochs} epochs, "
+    print(f"one-shot sweep {name}: a supernet of the space's {len(spec.space.stages)} stages, {spec.train.epochs} epochs, "
           f"{o.sampling} sampling; then {spec.search.num_samples} sub-networks evaluated with inherited weights; "
           f"{res.cpus_per_trial:g} CPU / {res.gpus_per_trial:g} GPU; MLflow {tracking_uri}", flush=True)
-    try:
-        grid = tuner.fit()
-    finally:
-        StateSigner(Path(path)).sign()
+    grid = fit_signed(tuner, Path(path))
     r = grid[0]
     if r.error:
         raise MfsearchError(f"one-shot sweep {name}: the supernet trial failed: {_one_line(r.error)}")
-    if r.checkpoint is None:
-        raise MfsearchError(f"one-shot sweep {name}: the supernet trial left no checkpoint")
+    if r.checkpoint is None or not _has_search(r.checkpoint):
+        # No error and no search result: Tune stopped the experiment (Ctrl-C) and saved its state.
+        print(f"one-shot sweep {name} interrupted before its search finished: continue it with "
+              f"`mfsearch run --resume {name}`", flush=True)
+        raise KeyboardInterrupt
     with r.checkpoint.as_directory() as folder:
-        result_file = Path(folder) / SEARCH_FILE
-        if not result_file.is_file():
-            raise MfsearchError(f"one-shot sweep {name}: the supernet trial ended before its search finished")
-        result = json.loads(result_file.read_text())
+        result = json.loads((Path(folder) / SEARCH_FILE).read_text())
         delete_members(tracking_uri, name, parent_run_id)   # a resumed driver logs the members again
         _, supernet, _, _ = build(plan)
         from safetensors.torch import load_file

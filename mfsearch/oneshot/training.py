@@ -45,24 +45,13 @@ class SupernetModule(ClassificationModule):
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         x, y = batch
-        soft = None
-        if self.mixup is not None and x.shape[0] % 2 == 0:
-            x, soft = self.mixup(x, y)
+        x, soft = self._mix(x, y)          # one mixed batch for all of the step's paths
         paths = self.sampler.step()
         loss = 0.0
         for cfg in paths:
             self.model.active = cfg
-            logits = self(x)
-            one = (self.soft_loss(logits, soft) if soft is not None
-                   else F.cross_entropy(logits, y, label_smoothing=self.recipe.label_smoothing))
-            loss = loss + one / len(paths)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"non-finite supernet loss ({float(loss)}) at epoch {self.current_epoch}, "
-                                     f"step {self.global_step}")
-        self._epoch_images += x.shape[0]
-        self.log(M.TRAIN_LOSS, loss, on_step=False, on_epoch=True, batch_size=x.shape[0])
-        self.log(M.LR, self.optimizers().param_groups[0]["lr"], on_step=False, on_epoch=True)
-        return loss
+            loss = loss + self._loss(self(x), y, soft) / len(paths)
+        return self._logged(loss, x.shape[0])
 
     # --- validation: every probe member on the same images ------------------------------------
     def on_validation_epoch_start(self) -> None:

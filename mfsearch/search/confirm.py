@@ -32,7 +32,8 @@ from ..tracking.mlflow_views import publish_confirm_view
 from ..tracking.tags import (ARCH_TAG, CLAIMS_TAG, CONFIRM_TAG, FAMILY_TAG, KIND_TAG, SEED_TAG, SEEDS_MISSING_TAG,
                              SOURCE_TAG, SOURCE_TRIAL_TAG, SWEEP_RUN_TAG, TRIAL_TAG)
 from .ray_cluster import check_cluster
-from .runner import SPEC_ARTIFACT, check_name, default_storage, make_trainable, make_tuner, start_ray, trial_concurrency
+from .runner import (SPEC_ARTIFACT, check_name, default_storage, fit_signed, make_trainable, make_tuner, start_ray,
+                     trial_concurrency)
 from .space import SearchSpec, parse_search_spec
 from .state_integrity import StateSigner, check_state
 
@@ -236,10 +237,7 @@ def _fit(spec: SearchSpec, configs: list[dict], sweep: Sweep, name: str, path: P
     print(f"confirm {sweep.name}: {len(configs)} trainings ({len(configs) // max(1, o.seeds)} architectures x "
           f"{o.seeds} seeds) of {spec.train.epochs} epochs on "
           f"{spec.data.train_subset or 'all'} training images, {concurrency} at a time", flush=True)
-    try:
-        grid = tuner.fit()
-    finally:
-        StateSigner(path).sign()   # the state Tune saved last, interrupted or not
+    grid = fit_signed(tuner, path)
     if o.resume:  # seeds started after Tune's last saved state run again under new ids: drop their partial runs
         _delete_seed_runs(sweep, state, keep={str((r.metrics or {}).get("trial_id")) for r in grid})
 

@@ -230,10 +230,7 @@ def _fit(spec: SearchSpec, baselines: list, num_classes: int, img_size: int, nam
     print(f"sweep {name}: {total} trials ({len(baselines)} baselines + {spec.search.num_samples} searched), "
           f"{concurrency} at a time, {res.cpus_per_trial:g} CPU / {res.gpus_per_trial:g} GPU each; "
           f"MLflow {tracking_uri}", flush=True)
-    try:
-        grid = tuner.fit()
-    finally:
-        StateSigner(Path(path)).sign()   # the state Tune saved last, interrupted or not
+    grid = fit_signed(tuner, Path(path))
     if resume:
         # Trials the killed driver had started after Tune's last saved state are unknown to the
         # restored experiment (their candidates are suggested again under new ids): drop their runs.
@@ -299,6 +296,14 @@ def make_tuner(spec: SearchSpec, trainable, searcher, scheduler, total: int, con
             name=name, storage_path=str(storage), callbacks=callbacks, verbose=0,
             failure_config=tune.FailureConfig(max_failures=spec.search.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1)))
+
+
+def fit_signed(tuner, path: Path):
+    """``tuner.fit()``, then sign the state Tune saved last, interrupted or not (``--resume`` checks it)."""
+    try:
+        return tuner.fit()
+    finally:
+        StateSigner(Path(path)).sign()
 
 
 def make_scheduler(spec: SearchSpec):

@@ -65,16 +65,27 @@ class ClassificationModule(L.LightningModule):
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         x, y = batch
+        x, soft = self._mix(x, y)
+        return self._logged(self._loss(self(x), y, soft), x.shape[0])
+
+    def _mix(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The batch under Mixup/CutMix and its soft targets (None: hard labels)."""
         if self.mixup is not None and x.shape[0] % 2 == 0:  # timm's batch mixing needs an even batch
-            x, soft = self.mixup(x, y)
-            loss = self.soft_loss(self(x), soft)
-        else:
-            loss = F.cross_entropy(self(x), y, label_smoothing=self.recipe.label_smoothing)
+            return self.mixup(x, y)
+        return x, None
+
+    def _loss(self, logits: torch.Tensor, y: torch.Tensor, soft: torch.Tensor | None) -> torch.Tensor:
+        if soft is not None:
+            return self.soft_loss(logits, soft)
+        return F.cross_entropy(logits, y, label_smoothing=self.recipe.label_smoothing)
+
+    def _logged(self, loss: torch.Tensor, images: int) -> torch.Tensor:
+        """A training step's loss, checked finite and logged with the lr and the images seen."""
         if not torch.isfinite(loss):
             raise FloatingPointError(f"non-finite training loss ({loss.item()}) at epoch {self.current_epoch}, "
                                      f"step {self.global_step}")
-        self._epoch_images += x.shape[0]
-        self.log(M.TRAIN_LOSS, loss, on_step=False, on_epoch=True, batch_size=x.shape[0])
+        self._epoch_images += images
+        self.log(M.TRAIN_LOSS, loss, on_step=False, on_epoch=True, batch_size=images)
         self.log(M.LR, self.optimizers().param_groups[0]["lr"], on_step=False, on_epoch=True)
         return loss
 
