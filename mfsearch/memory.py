@@ -72,13 +72,18 @@ def batch_bytes(cfg: ArchConfig, batch_size: int, precision: str = "32") -> int:
     return batch_size * per_image
 
 
-def check_training_fits(cfg: ArchConfig, batch_size: int, precision: str = "32", ema: bool = False) -> None:
-    """Raise ``ConfigError`` naming the field when training ``cfg`` certainly cannot fit."""
+def check_training_fits(cfg: ArchConfig, batch_size: int, precision: str = "32", ema: bool = False,
+                        weights: tuple[int, int] | None = None) -> None:
+    """Raise ``ConfigError`` naming the field when training ``cfg`` certainly cannot fit.
+
+    ``weights`` (trainable, frozen) replaces ``cfg``'s own counts for the state term: a supernet
+    keeps weights and optimizer state for all its members while one batch runs ``cfg``."""
     available, where = device_memory()
     if available is None:
         return
     cost = count_config(cfg)
-    state = cost.params * (20 if ema else 16) + cost.frozen_params * 4
+    trainable, frozen = weights or (cost.params, cost.frozen_params)
+    state = trainable * (20 if ema else 16) + frozen * 4
     batch = batch_bytes(cfg, batch_size, precision)
     if state + batch <= available:
         return

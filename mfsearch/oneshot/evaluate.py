@@ -34,21 +34,28 @@ EXHAUSTIVE_ASKS = 20   # NSGA-II gives up after this many proposals per evaluati
 
 
 class InheritedEvaluator:
-    def __init__(self, supernet: SuperNet, batches: list[tuple[torch.Tensor, torch.Tensor]]):
-        self.supernet = supernet
-        self.batches = batches
+    """Inherited val/acc1 and val/loss of members, on ``device`` (default: the GPU when there is one;
+    Lightning hands the model back on the CPU after ``fit``, so the supernet is moved here)."""
+
+    def __init__(self, supernet: SuperNet, batches: list[tuple[torch.Tensor, torch.Tensor]],
+                 device: str | torch.device | None = None):
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.supernet = supernet.to(self.device)
+        self.batches = [(x.to(self.device), y.to(self.device)) for x, y in batches]
         self.cache: dict[str, dict[str, float]] = {}
         self.seconds = 0.0
 
     @classmethod
-    def from_datamodule(cls, supernet: SuperNet, datamodule, batch_size: int = 500) -> "InheritedEvaluator":
+    def from_datamodule(cls, supernet: SuperNet, datamodule, batch_size: int = 500,
+                        device: str | torch.device | None = None) -> "InheritedEvaluator":
         datamodule.setup("fit")
         xs, ys = [], []
         for x, y in datamodule.val_dataloader():
             xs.append(x)
             ys.append(y)
         x, y = torch.cat(xs), torch.cat(ys)
-        return cls(supernet, [(x[i:i + batch_size], y[i:i + batch_size]) for i in range(0, len(y), batch_size)])
+        return cls(supernet, [(x[i:i + batch_size], y[i:i + batch_size]) for i in range(0, len(y), batch_size)],
+                   device)
 
     @torch.no_grad()
     def __call__(self, cfg: ArchConfig) -> dict[str, float]:

@@ -89,7 +89,7 @@ def run_supernet_trial(config: dict[str, Any], plan: OneShotPlan) -> None:
 
         def report(metrics: dict, epoch: int, model) -> None:
             with tempfile.TemporaryDirectory() as tmp:
-                save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()},
+                save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
                           str(Path(tmp) / SUPERNET_WEIGHTS))
                 _link_or_copy(state_dir / CHECKPOINT_NAME, Path(tmp) / TRAINING_STATE)
                 shares = {f"supernet/mixer_share/{k}": v for k, v in sampler.usage_shares().items()}
@@ -117,7 +117,7 @@ def run_supernet_trial(config: dict[str, Any], plan: OneShotPlan) -> None:
                   "skipped_baselines": space.family_members(supernet)[1],
                   "evaluated": [_record(e) for e in outcome.evaluated], "baselines": [_record(e) for e in baselines]}
         with tempfile.TemporaryDirectory() as tmp:
-            save_file({k: v.detach().contiguous() for k, v in supernet.state_dict().items()},
+            save_file({k: v.detach().cpu().contiguous() for k, v in supernet.state_dict().items()},
                       str(Path(tmp) / SUPERNET_WEIGHTS))
             (Path(tmp) / SEARCH_FILE).write_text(json.dumps(result))
             tune.report({PHASE: 2, EVALUATED: len(outcome.evaluated), M.EPOCHS_REACHED: spec.recipe.epochs},

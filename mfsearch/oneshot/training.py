@@ -110,9 +110,12 @@ def train_supernet(supernet: SuperNet, sampler: PathSampler, probes: dict[str, A
     check_data(data)
     datamodule = ImageDataModule(data, recipe.augment, batch_size=recipe.batch_size, seed=data.seed)
     datamodule.check_batch_size()
-    # The largest member bounds the memory of one path; k paths per step keep k graphs.
+    # State: every weight of the supernet (all mixers' included) with its gradients and AdamW moments;
+    # activations: the largest member's, times the k paths whose graphs a step keeps.
+    weights = (sum(p.numel() for p in supernet.parameters() if p.requires_grad),
+               sum(p.numel() for p in supernet.parameters() if not p.requires_grad))
     check_training_fits(supernet.largest(0), recipe.batch_size * max(1, sampler.paths_per_step), recipe.precision,
-                        False)
+                        False, weights=weights)
     if threads:
         torch.set_num_threads(threads)
     L.seed_everything(recipe.seed, workers=True, verbose=False)
