@@ -30,7 +30,7 @@ from ..search.values import Range
 from .space import OneShotSpace, arch_key
 from .supernet import SuperNet
 
-EXHAUSTIVE_ASKS = 20   # NSGA-II gives up after this many proposals per evaluation (all seen or rejected)
+ASKS_PER_EVALUATION = 20   # NSGA-II gives up after this many proposals per evaluation (all seen or rejected)
 
 
 class InheritedEvaluator:
@@ -105,7 +105,7 @@ def objective_values(metrics: dict[str, float], objectives) -> list[float]:
     return [float(metrics.get(o.metric, math.nan)) for o in objectives]
 
 
-def _latency(cfg: ArchConfig, supernet: SuperNet) -> float:
+def _latency(cfg: ArchConfig) -> float:
     from ..latency import LatencyProtocol, measure_arch
     return measure_arch(cfg, LatencyProtocol()).median_ms
 
@@ -131,7 +131,7 @@ def search(space: OneShotSpace, supernet: SuperNet, evaluate: InheritedEvaluator
         if key not in seen:
             metrics = {**evaluate(cfg), **cost_metrics(cost)}
             if needs_latency:
-                metrics[M.COST_LATENCY_MS] = _latency(cfg, supernet)
+                metrics[M.COST_LATENCY_MS] = _latency(cfg)
             seen[key] = len(evaluated)
             evaluated.append(Evaluated(cfg, dict(params), metrics))
             if progress and time.monotonic() - last >= every:
@@ -148,7 +148,7 @@ def search(space: OneShotSpace, supernet: SuperNet, evaluate: InheritedEvaluator
     else:
         method = "nsga2"
         proposer = OptunaProposer(space.spec.space, seed, objectives, "optuna-nsga2")
-        for _ in range(budget * EXHAUSTIVE_ASKS):
+        for _ in range(budget * ASKS_PER_EVALUATION):
             if len(evaluated) >= budget:
                 break
             token, params = proposer.ask()
